@@ -1,0 +1,115 @@
+//! The [`Flow`] trait: a bijection on `(batch, dim)` with its log-determinant.
+
+use std::fmt::Debug;
+
+use candle_core::Tensor;
+
+use crate::error::{FlowError, Result};
+
+/// What a batch of a flow is conditioned on; every tensor has leading batch dimension `B`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conditioning<'a> {
+    /// `(B, P)`: per-sample flow parameters, e.g. from an encoder head (amortized flows).
+    pub params: Option<&'a Tensor>,
+    /// `(B, C)`: context for the flow's own networks (IAF's `h`, a conditional coupling).
+    pub context: Option<&'a Tensor>,
+}
+
+impl<'a> Conditioning<'a> {
+    /// No parameters, no context: an unconditional flow with global parameters.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Per-sample parameters only.
+    pub fn params(params: &'a Tensor) -> Self {
+        Self {
+            params: Some(params),
+            context: None,
+        }
+    }
+}
+
+/// A bijection on `(B, D)` tensors with its log-determinant per sample.
+///
+/// Direction convention: `forward` is the *sampling* direction `z_0 → z_K` (the hot path of a
+/// posterior flow); `inverse` is the *density* direction `x → z_0`. Both return the mapped
+/// tensor `(B, D)` and `log|det J|` of the map they applied, shape `(B,)`, so that
+/// `forward` and `inverse` log-dets of the same points sum to zero.
+///
+/// Parameters are either global (trainable tensors of the flow) or amortized: a flow that
+/// reports `num_amortized_params() = P > 0` reads its parameters from `cond.params`, `(B, P)`.
+pub trait Flow: Debug + Send + Sync {
+    /// Short name used in messages and reports (`planar`, `affine_coupling`, …).
+    fn name(&self) -> String;
+
+    /// The dimension `D` this flow acts on.
+    fn dim(&self) -> usize;
+
+    /// Width `P` of the per-sample parameters this flow reads from `cond.params`.
+    fn num_amortized_params(&self) -> usize {
+        0
+    }
+
+    /// Width `C` of the context this flow reads from `cond.context` (0: none).
+    fn context_dim(&self) -> usize {
+        0
+    }
+
+    /// Sampling direction: `(B, D) → ((B, D), log|det J| (B,))`.
+    fn forward(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)>;
+
+    /// Whether [`Flow::inverse`] is available.
+    fn is_invertible(&self) -> bool {
+        false
+    }
+
+    /// Density direction: `(B, D) → ((B, D), log|det J⁻¹| (B,))`.
+    fn inverse(&self, y: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
+        let _ = (y, cond);
+        Err(FlowError::NotInvertible(self.name()))
+    }
+}
+
+/// The `(rows, P)` parameters a flow with amortized width `P` was handed, checked.
+pub(crate) fn amortized_params<'a>(
+    cond: &Conditioning<'a>,
+    flow: &str,
+    width: usize,
+) -> Result<&'a Tensor> {
+    let params = cond.params.ok_or_else(|| FlowError::Conditioning {
+        flow: flow.to_string(),
+        message: format!("is amortized and needs {width} parameters per sample, got none"),
+    })?;
+    let (_, got) = params.dims2()?;
+    if got != width {
+        return Err(FlowError::Conditioning {
+            flow: flow.to_string(),
+            message: format!("expects {width} parameters per sample, got {got}"),
+        });
+    }
+    Ok(params)
+}
+
+/// The `(B, C)` context a flow with context width `C` was handed, checked.
+pub(crate) fn context_of<'a>(
+    cond: &Conditioning<'a>,
+    flow: &str,
+    width: usize,
+) -> Result<Option<&'a Tensor>> {
+    if width == 0 {
+        return Ok(None);
+    }
+    let context = cond.context.ok_or_else(|| FlowError::Conditioning {
+        flow: flow.to_string(),
+        message: format!("needs a context of width {width}, got none"),
+    })?;
+    let (_, got) = context.dims2()?;
+    if got != width {
+        return Err(FlowError::Conditioning {
+            flow: flow.to_string(),
+            message: format!("expects a context of width {width}, got {got}"),
+        });
+    }
+    Ok(Some(context))
+}

@@ -1,0 +1,119 @@
+//! The small networks inside flows: linear layers with PyTorch's initialisation, MLPs.
+
+use candle_core::Tensor;
+use candle_nn::{Init, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// Hidden-layer nonlinearity of a conditioner network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Tanh,
+    Elu,
+}
+
+impl Activation {
+    /// Applies the nonlinearity elementwise.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Relu => x.relu()?,
+            Self::Tanh => x.tanh()?,
+            Self::Elu => x.elu(1.0)?,
+        })
+    }
+}
+
+/// `y = x Wᵀ + b`, `(B, in) → (B, out)`, optionally with a fixed 0/1 mask on `W` (MADE).
+///
+/// Initialised like PyTorch's `nn.Linear` (uniform ±1/√in for weight and bias), not like
+/// `candle_nn::linear`, whose spread is about 2.45× larger.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+    mask: Option<Tensor>,
+}
+
+impl Linear {
+    /// A dense layer with tensors `weight` `(out, in)` and `bias` `(out,)` under `vb`.
+    pub fn new(vb: VarBuilder, inputs: usize, outputs: usize) -> Result<Self> {
+        let bound = 1.0 / (inputs.max(1) as f64).sqrt();
+        let init = Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let weight = vb.get_with_hints((outputs, inputs), "weight", init)?;
+        let bias = vb.get_with_hints(outputs, "bias", init)?;
+        Ok(Self {
+            weight,
+            bias,
+            mask: None,
+        })
+    }
+
+    /// A layer whose weight is multiplied by `mask` `(out, in)` on every use.
+    pub fn masked(vb: VarBuilder, mask: Tensor) -> Result<Self> {
+        let (outputs, inputs) = mask.dims2()?;
+        let mut layer = Self::new(vb, inputs, outputs)?;
+        layer.mask = Some(mask.to_dtype(layer.weight.dtype())?);
+        Ok(layer)
+    }
+
+    /// `(B, in) → (B, out)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let weight = match &self.mask {
+            Some(mask) => (&self.weight * mask)?,
+            None => self.weight.clone(),
+        };
+        Ok(x.matmul(&weight.t()?)?.broadcast_add(&self.bias)?)
+    }
+}
+
+/// A multilayer perceptron `in → hidden… → out`, nonlinearity between layers, linear output.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+    activation: Activation,
+}
+
+impl Mlp {
+    /// Layers named `vb.fc0`, `vb.fc1`, ….
+    pub fn new(
+        vb: VarBuilder,
+        inputs: usize,
+        hidden: &[usize],
+        outputs: usize,
+        activation: Activation,
+    ) -> Result<Self> {
+        let mut sizes = vec![inputs];
+        sizes.extend_from_slice(hidden);
+        sizes.push(outputs);
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| Linear::new(vb.pp(format!("fc{i}")), w[0], w[1]))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { layers, activation })
+    }
+
+    /// `(B, in) → (B, out)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if i + 1 < self.layers.len() {
+                h = self.activation.apply(&h)?;
+            }
+        }
+        Ok(h)
+    }
+}
+
+/// `bound · tanh(x / bound)`: identity near 0, smoothly limited to (−bound, bound).
+pub fn soft_clamp(x: &Tensor, bound: f64) -> Result<Tensor> {
+    Ok(x.affine(1.0 / bound, 0.0)?.tanh()?.affine(bound, 0.0)?)
+}

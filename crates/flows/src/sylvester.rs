@@ -1,0 +1,208 @@
+//! Sylvester flows (van den Berg et al., 2018): `f(z) = z + Q R h(R̃ Qᵀ z + b)`.
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::error::{FlowError, Result};
+use crate::flow::{Conditioning, Flow};
+use crate::param_source::{split_columns, Block, ParamSource};
+
+/// How the `D × M` matrix `Q` with orthonormal columns is made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SylvesterKind {
+    /// `M ≤ D` columns from a free matrix by iterative orthogonalisation.
+    Orthogonal { m: usize },
+    /// `Q` (M = D) as a product of `reflections` Householder reflections.
+    Householder { reflections: usize },
+    /// `Q` (M = D) the identity or, when `reversed`, the reversal permutation.
+    Triangular { reversed: bool },
+}
+
+/// One Sylvester layer, global or amortized. `R`, `R̃` are upper triangular `M × M` with
+/// diagonals through tanh, so `R_ii R̃_ii ∈ (−1, 1)` and the map is invertible for `h = tanh`.
+/// With `QᵀQ = I`, `log|det J| = Σ_i log|1 + h'(·)_i R_ii R̃_ii|`.
+#[derive(Debug)]
+pub struct Sylvester {
+    dim: usize,
+    m: usize,
+    kind: SylvesterKind,
+    source: ParamSource,
+    /// `(M, M)` ones strictly above the diagonal.
+    strict_upper: Tensor,
+    eye_m: Tensor,
+    /// Fixed `Q` of the triangular kind, `(1, D, D)`.
+    fixed_q: Option<Tensor>,
+}
+
+impl Sylvester {
+    /// A Sylvester layer of the given kind on dimension `D`.
+    pub fn new(vb: VarBuilder, dim: usize, kind: SylvesterKind, amortized: bool) -> Result<Self> {
+        let m = match kind {
+            SylvesterKind::Orthogonal { m } => m,
+            _ => dim,
+        };
+        if m == 0 || m > dim {
+            return Err(FlowError::InvalidConfig {
+                field: "m".into(),
+                message: format!("must be between 1 and the dimension {dim}, got {m}"),
+            });
+        }
+        let mut blocks = vec![
+            Block::normal("r_full", m * m, 0.05),
+            Block::normal("diag1", m, 0.5),
+            Block::normal("diag2", m, 0.5),
+            Block::constant("b", m, 0.0),
+        ];
+        match kind {
+            SylvesterKind::Orthogonal { .. } => blocks.push(Block::normal("q", dim * m, 1.0)),
+            SylvesterKind::Householder { reflections } => {
+                blocks.push(Block::normal("v", dim * reflections, 1.0))
+            }
+            SylvesterKind::Triangular { .. } => {}
+        }
+        let (dtype, device) = (vb.dtype(), vb.device().clone());
+        let source = ParamSource::new(&vb, amortized, &blocks)?;
+        let fixed_q = match kind {
+            SylvesterKind::Triangular { reversed } => {
+                Some(permutation_matrix(dim, reversed, dtype, &device)?)
+            }
+            _ => None,
+        };
+        let upper: Vec<f64> = (0..m * m)
+            .map(|i| if i % m > i / m { 1.0 } else { 0.0 })
+            .collect();
+        Ok(Self {
+            dim,
+            m,
+            kind,
+            source,
+            strict_upper: Tensor::from_vec(upper, (m, m), &device)?.to_dtype(dtype)?,
+            eye_m: Tensor::eye(m, dtype, &device)?,
+            fixed_q,
+        })
+    }
+
+    /// `(rows, D, M)` orthonormal columns from the raw block.
+    fn q_matrix(&self, raw: Option<&Tensor>) -> Result<Tensor> {
+        let (d, m) = (self.dim, self.m);
+        match (self.kind, raw) {
+            (SylvesterKind::Orthogonal { .. }, Some(raw)) => {
+                let rows = raw.dim(0)?;
+                orthogonalize(&raw.reshape((rows, d, m))?, &self.eye_m)
+            }
+            (SylvesterKind::Householder { reflections }, Some(raw)) => {
+                let rows = raw.dim(0)?;
+                let vs = raw.reshape((rows, reflections, d))?;
+                let eye = Tensor::eye(d, raw.dtype(), raw.device())?;
+                let mut q = eye.unsqueeze(0)?.repeat((rows, 1, 1))?;
+                for i in 0..reflections {
+                    let v = vs.narrow(1, i, 1)?; // (rows, 1, D)
+                    let norm_sq = v.sqr()?.sum_keepdim(2)?; // (rows, 1, 1)
+                    let qv = q.matmul(&v.transpose(1, 2)?.contiguous()?)?; // (rows, D, 1)
+                    let update = qv.matmul(&v)?.broadcast_div(&norm_sq)?;
+                    q = (q - (update * 2.0)?)?;
+                }
+                Ok(q)
+            }
+            _ => Ok(self.fixed_q.clone().expect("triangular kind has a fixed Q")),
+        }
+    }
+}
+
+/// `(1, D, D)` identity or reversal permutation.
+fn permutation_matrix(d: usize, reversed: bool, dtype: DType, dev: &Device) -> Result<Tensor> {
+    let values: Vec<f64> = (0..d * d)
+        .map(|i| {
+            let (row, col) = (i / d, i % d);
+            let target = if reversed { d - 1 - row } else { row };
+            if col == target {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok(Tensor::from_vec(values, (1, d, d), dev)?.to_dtype(dtype)?)
+}
+
+/// Iterative orthogonalisation `Q ← Q (I + ½(I − QᵀQ))` after scaling to spectral norm ≤ 1;
+/// converges quadratically once close. Runs until `max|QᵀQ − I|` is below the dtype's
+/// tolerance (checked every few steps) or 100 steps.
+fn orthogonalize(q: &Tensor, eye_m: &Tensor) -> Result<Tensor> {
+    let tol = if q.dtype() == DType::F64 { 1e-13 } else { 1e-6 };
+    let norm = q.sqr()?.sum_keepdim((1, 2))?.sqrt()?;
+    let mut q = q.broadcast_div(&norm)?;
+    for step in 0..100 {
+        let qtq = q.transpose(1, 2)?.contiguous()?.matmul(&q)?;
+        let defect = eye_m.broadcast_sub(&qtq)?;
+        if step % 4 == 0 {
+            let worst: f64 = defect
+                .abs()?
+                .max_keepdim(1)?
+                .max_keepdim(2)?
+                .flatten_all()?
+                .max(0)?
+                .to_dtype(DType::F64)?
+                .to_scalar()?;
+            if worst < tol {
+                break;
+            }
+        }
+        q = q.matmul(&(defect * 0.5)?.broadcast_add(eye_m)?)?;
+    }
+    Ok(q)
+}
+
+impl Flow for Sylvester {
+    fn name(&self) -> String {
+        match self.kind {
+            SylvesterKind::Orthogonal { .. } => "sylvester_orthogonal".into(),
+            SylvesterKind::Householder { .. } => "sylvester_householder".into(),
+            SylvesterKind::Triangular { .. } => "sylvester_triangular".into(),
+        }
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn num_amortized_params(&self) -> usize {
+        self.source.amortized_width()
+    }
+
+    fn forward(&self, z: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
+        let (d, m) = (self.dim, self.m);
+        let raw = self.source.resolve(&cond, &self.name())?;
+        let rows = raw.dim(0)?;
+        let q_width = match self.kind {
+            SylvesterKind::Orthogonal { .. } => d * m,
+            SylvesterKind::Householder { reflections } => d * reflections,
+            SylvesterKind::Triangular { .. } => 0,
+        };
+        let parts = split_columns(&raw, &[m * m, m, m, m, q_width])?;
+        let full = parts[0].reshape((rows, m, m))?;
+        let (diag1, diag2) = (parts[1].tanh()?, parts[2].tanh()?);
+        let b = parts[3].unsqueeze(1)?; // (rows, 1, M)
+        let q = self.q_matrix((q_width > 0).then_some(&parts[4]))?; // (rows, D, M)
+        let diag_embed = |v: &Tensor| v.unsqueeze(2)?.broadcast_mul(&self.eye_m);
+        let r = (full.broadcast_mul(&self.strict_upper)? + diag_embed(&diag1)?)?;
+        let r_tilde =
+            (full.transpose(1, 2)?.broadcast_mul(&self.strict_upper)? + diag_embed(&diag2)?)?;
+        // Row-vector form: zᵀ Q R̃ᵀ = (R̃ Qᵀ z)ᵀ, then hᵀ Rᵀ Qᵀ = (Q R h)ᵀ.
+        let zq = z.unsqueeze(1)?.broadcast_matmul(&q)?; // (B, 1, M)
+        let pre = zq
+            .broadcast_matmul(&r_tilde.transpose(1, 2)?.contiguous()?)?
+            .broadcast_add(&b)?;
+        let h = pre.tanh()?;
+        let rh = h.broadcast_matmul(&r.transpose(1, 2)?.contiguous()?)?;
+        let out = rh.broadcast_matmul(&q.transpose(1, 2)?.contiguous()?)?; // (B, 1, D)
+        let y = (z + out.squeeze(1)?)?;
+        let diag_product = (diag1 * diag2)?; // (rows, M)
+        let derivative = h.squeeze(1)?.sqr()?.affine(-1.0, 1.0)?; // (B, M)
+        let log_det = derivative
+            .broadcast_mul(&diag_product)?
+            .affine(1.0, 1.0)?
+            .abs()?
+            .log()?
+            .sum(D::Minus1)?;
+        Ok((y, log_det))
+    }
+}

@@ -1,0 +1,58 @@
+//! Typed errors of the runner: each names the file, the field or the run it is about.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while configuring, running or reporting an experiment.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// A YAML file that does not describe a valid experiment.
+    #[error("{}{}: {message}", file.display(), location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Config {
+        file: PathBuf,
+        /// 1-based line and column, when known.
+        location: Option<(usize, usize)>,
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{}: {message}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        message: String,
+        source: std::io::Error,
+    },
+    /// The run folder exists already (runs are never overwritten unless asked).
+    #[error("{}: the run folder exists already; choose another --run-id or pass --force", .0.display())]
+    RunExists(PathBuf),
+    /// Another process holds the run folder.
+    #[error("{}: locked by another flowvae process ({holder}); remove the lock file only if that process is gone", path.display())]
+    Locked { path: PathBuf, holder: String },
+    /// Training produced a non-finite value.
+    #[error("non-finite {what} at step {step}; the last good parameters are kept")]
+    NonFinite { what: String, step: usize },
+    #[error(transparent)]
+    Flow(#[from] flowvae_flows::FlowError),
+    #[error(transparent)]
+    Data(#[from] flowvae_data::DataError),
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+impl RunnerError {
+    /// An I/O error about `path`.
+    pub fn io(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            path: path.into(),
+            message: message.into(),
+            source,
+        }
+    }
+}
+
+/// Result type of the runner.
+pub type Result<T> = std::result::Result<T, RunnerError>;

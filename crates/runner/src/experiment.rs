@@ -1,0 +1,196 @@
+//! The experiment file: one YAML per experiment, sections validated as they are parsed.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use flowvae_data::{Energy2d, Toy2d};
+use flowvae_flows::FlowSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, RunnerError};
+use crate::optim::OptimizerConfig;
+use crate::yaml;
+
+/// What a 2-D experiment fits its flow to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Target2d {
+    /// An unnormalised density `exp(−U)`, fitted by reverse KL (Rezende & Mohamed, Fig. 3).
+    Energy(Energy2d),
+    /// Samples of a toy distribution, fitted by maximum likelihood (density estimation).
+    Samples(Toy2d),
+}
+
+const fn nz(n: usize) -> NonZeroUsize {
+    match NonZeroUsize::new(n) {
+        Some(n) => n,
+        None => NonZeroUsize::MIN,
+    }
+}
+fn default_steps() -> NonZeroUsize {
+    nz(5000)
+}
+fn default_batch() -> NonZeroUsize {
+    nz(256)
+}
+fn default_log_every() -> NonZeroUsize {
+    nz(100)
+}
+fn default_test_samples() -> NonZeroUsize {
+    nz(5000)
+}
+
+/// The `train:` section of a 2-D experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Train2d {
+    /// Optimizer steps.
+    #[serde(default = "default_steps")]
+    pub steps: NonZeroUsize,
+    /// Samples per step (noise draws for energies, data draws for density estimation).
+    #[serde(default = "default_batch")]
+    pub batch_size: NonZeroUsize,
+    /// Energy targets: β rises linearly from 0.01 to 1 over this many steps (0: β = 1).
+    #[serde(default)]
+    pub beta_warmup_steps: usize,
+    /// Steps between rows of `metrics.csv`.
+    #[serde(default = "default_log_every")]
+    pub log_every: NonZeroUsize,
+    /// Density estimation: size of the held-out set whose NLL is logged.
+    #[serde(default = "default_test_samples")]
+    pub test_samples: NonZeroUsize,
+}
+
+impl Default for Train2d {
+    fn default() -> Self {
+        Self {
+            steps: default_steps(),
+            batch_size: default_batch(),
+            beta_warmup_steps: 0,
+            log_every: default_log_every(),
+            test_samples: default_test_samples(),
+        }
+    }
+}
+
+fn default_grid() -> NonZeroUsize {
+    nz(200)
+}
+fn default_plot_samples() -> NonZeroUsize {
+    nz(5000)
+}
+
+/// The `plot:` section: resolution of the density images and size of the scatter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plot2d {
+    #[serde(default = "default_grid")]
+    pub grid: NonZeroUsize,
+    #[serde(default = "default_plot_samples")]
+    pub samples: NonZeroUsize,
+    /// `[x_min, x_max, y_min, y_max]`; default: the target's usual extent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extent: Option<[f64; 4]>,
+}
+
+impl Default for Plot2d {
+    fn default() -> Self {
+        Self {
+            grid: default_grid(),
+            samples: default_plot_samples(),
+            extent: None,
+        }
+    }
+}
+
+/// A 2-D flow experiment: `flowvae run experiments/u1_planar_k32.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment2d {
+    /// Name of the experiment; runs go to `results/<name>/<run-id>/`.
+    pub name: String,
+    /// Seeds weights, noise and data: same seed, same numbers.
+    #[serde(default)]
+    pub seed: u64,
+    pub target: Target2d,
+    /// The flow stack, applied in order in the sampling direction.
+    pub flow: Vec<FlowSpec>,
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub train: Train2d,
+    #[serde(default)]
+    pub plot: Plot2d,
+}
+
+/// Any experiment file; which kind is decided by its sections.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Experiment {
+    TwoD(Experiment2d),
+}
+
+impl Experiment {
+    /// Reads, parses and validates an experiment file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RunnerError::io(path, "cannot read the experiment file", e))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses experiment text read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self> {
+        let exp: Experiment2d = yaml::parse(path, text)?;
+        validate_2d(path, text, &exp)?;
+        Ok(Self::TwoD(exp))
+    }
+
+    /// The experiment's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::TwoD(e) => &e.name,
+        }
+    }
+
+    /// The resolved configuration (every default filled in) as YAML.
+    pub fn to_yaml(&self) -> String {
+        match self {
+            Self::TwoD(e) => yaml::to_string(e),
+        }
+    }
+}
+
+fn validate_2d(path: &Path, text: &str, exp: &Experiment2d) -> Result<()> {
+    let config_error = |field: &str, message: String| RunnerError::Config {
+        file: PathBuf::from(path),
+        location: yaml::locate_field(text, field).map(|l| (l, 1)),
+        message: format!("{field}: {message}"),
+    };
+    if exp.name.is_empty() || exp.name.contains(['/', '\\']) || exp.name.starts_with('.') {
+        return Err(config_error(
+            "name",
+            format!("`{}` must be a plain folder name", exp.name),
+        ));
+    }
+    if exp.flow.is_empty() {
+        return Err(config_error(
+            "flow",
+            "the stack is empty; list at least one flow".into(),
+        ));
+    }
+    for (i, spec) in exp.flow.iter().enumerate() {
+        if let Err(flowvae_flows::FlowError::InvalidConfig { field, message }) =
+            spec.validate(&format!("flow[{i}]"), 2)
+        {
+            return Err(config_error(&field, message));
+        }
+    }
+    if let Some([x0, x1, y0, y1]) = exp.plot.extent {
+        if !(x0 < x1 && y0 < y1) {
+            return Err(config_error(
+                "extent",
+                "expected [x_min, x_max, y_min, y_max]".into(),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Run folders `results/<experiment>/<run-id>/`: unique, locked while in use, written
+//! atomically, never overwritten unless asked.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Result, RunnerError};
+
+/// Writes `bytes` to `path` so that readers see the old file or the new one, never a part:
+/// a temporary file in the same folder, fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = File::open(dir) {
+            // Not all filesystems allow syncing a folder; the rename is done either way.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e: std::io::Error| {
+        let _ = fs::remove_file(&tmp);
+        RunnerError::io(path, "cannot write the file", e)
+    })
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC, the default run id.
+pub fn timestamp_id() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// An open run folder; holds `.lock` until dropped.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    lock: PathBuf,
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl RunDir {
+    /// Creates `root/<experiment>/<run_id>`. Without a run id, a timestamp (with `-2`, `-3`, …
+    /// if taken). An explicit run id that exists is refused unless `force`, which empties it.
+    pub fn create(
+        root: &Path,
+        experiment: &str,
+        run_id: Option<&str>,
+        force: bool,
+    ) -> Result<Self> {
+        let parent = root.join(experiment);
+        fs::create_dir_all(&parent)
+            .map_err(|e| RunnerError::io(&parent, "cannot create the results folder", e))?;
+        let path = match run_id {
+            Some(id) => {
+                let path = parent.join(id);
+                if path.exists() {
+                    if !force {
+                        return Err(RunnerError::RunExists(path));
+                    }
+                    Self::acquire(&path)?.remove_contents()?;
+                }
+                path
+            }
+            None => {
+                let base = timestamp_id();
+                let mut candidate = parent.join(&base);
+                let mut n = 2;
+                while candidate.exists() {
+                    candidate = parent.join(format!("{base}-{n}"));
+                    n += 1;
+                }
+                candidate
+            }
+        };
+        match fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && force => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RunnerError::RunExists(path))
+            }
+            Err(e) => return Err(RunnerError::io(&path, "cannot create the run folder", e)),
+        }
+        Self::acquire(&path)
+    }
+
+    /// Opens an existing run folder for writing (resume, eval), taking its lock.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.is_dir() {
+            return Err(RunnerError::io(
+                path,
+                "not a run folder",
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
+            ));
+        }
+        Self::acquire(path)
+    }
+
+    fn acquire(path: &Path) -> Result<Self> {
+        let lock = path.join(".lock");
+        for _ in 0..2 {
+            match OpenOptions::new().write(true).create_new(true).open(&lock) {
+                Ok(mut f) => {
+                    let _ = writeln!(f, "{}", std::process::id());
+                    return Ok(Self {
+                        path: path.to_path_buf(),
+                        lock,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(&lock).unwrap_or_default();
+                    let pid = holder.trim().parse::<u32>().ok();
+                    match pid {
+                        Some(pid) if !process_alive(pid) => {
+                            // A crashed run left its lock: take over.
+                            let _ = fs::remove_file(&lock);
+                        }
+                        _ => {
+                            return Err(RunnerError::Locked {
+                                path: path.to_path_buf(),
+                                holder: format!("pid {}", holder.trim()),
+                            })
+                        }
+                    }
+                }
+                Err(e) => return Err(RunnerError::io(&lock, "cannot create the lock file", e)),
+            }
+        }
+        Err(RunnerError::Locked {
+            path: path.to_path_buf(),
+            holder: "unknown".into(),
+        })
+    }
+
+    fn remove_contents(&self) -> Result<()> {
+        let entries =
+            fs::read_dir(&self.path).map_err(|e| RunnerError::io(&self.path, "cannot list", e))?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p == self.lock {
+                continue;
+            }
+            let removed = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            removed.map_err(|e| RunnerError::io(&p, "cannot remove (--force)", e))?;
+        }
+        Ok(())
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `path/<name>`, creating the sub-folder `name`'s parent if needed.
+    pub fn file(&self, name: &str) -> Result<PathBuf> {
+        let p = self.path.join(name);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| RunnerError::io(parent, "cannot create the folder", e))?;
+        }
+        Ok(p)
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.lock);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_get_unique_folders_and_are_never_overwritten() {
+        let root = tempfile::tempdir().unwrap();
+        let a = RunDir::create(root.path(), "exp", None, false).unwrap();
+        let b = RunDir::create(root.path(), "exp", None, false).unwrap();
+        assert_ne!(a.path(), b.path());
+        fs::write(a.path().join("metrics.csv"), "x").unwrap();
+        let path = a.path().to_path_buf();
+        let id = path.file_name().unwrap().to_str().unwrap().to_string();
+        drop(a);
+        let err = RunDir::create(root.path(), "exp", Some(&id), false).unwrap_err();
+        assert!(matches!(err, RunnerError::RunExists(_)), "{err}");
+        assert_eq!(fs::read_to_string(path.join("metrics.csv")).unwrap(), "x");
+        let forced = RunDir::create(root.path(), "exp", Some(&id), true).unwrap();
+        assert!(!forced.path().join("metrics.csv").exists());
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_while_the_first_holds_the_lock() {
+        let root = tempfile::tempdir().unwrap();
+        let a = RunDir::create(root.path(), "exp", Some("r"), false).unwrap();
+        let err = RunDir::open(a.path()).unwrap_err();
+        assert!(err.to_string().contains("locked"), "{err}");
+        let path = a.path().to_path_buf();
+        drop(a);
+        RunDir::open(&path).unwrap();
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.txt");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        let err = write_atomic(&dir.path().join("missing/f.txt"), b"x").unwrap_err();
+        assert!(err.to_string().contains("missing/f.txt"), "{err}");
+    }
+
+    #[test]
+    fn timestamp_has_the_expected_shape() {
+        let id = timestamp_id();
+        assert_eq!(id.len(), 15);
+        assert!(id.starts_with("20"));
+    }
+}

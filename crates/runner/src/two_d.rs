@@ -1,0 +1,374 @@
+//! 2-D flow experiments: fit a flow to an energy by reverse KL, or to samples by maximum
+//! likelihood, then plot target and learned densities side by side.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use flowvae_data::Energy2d;
+use flowvae_flows::rng::{seeded, standard_normal, SeededRng};
+use flowvae_flows::{
+    build_stack, standard_normal_log_prob, Composed, Conditioning, Flow, FlowDistribution,
+    ParamStore, StackOptions,
+};
+use serde_json::json;
+
+use crate::error::{Result, RunnerError};
+use crate::experiment::{Experiment2d, Target2d};
+use crate::metrics::MetricsWriter;
+use crate::optim::Optimizer;
+use crate::plot::{density_side_by_side, line_chart, scatter, Grid2d, Series};
+use crate::progress::Progress;
+use crate::run_dir::{write_atomic, RunDir};
+
+/// Points evaluated per chunk when a density is drawn on a grid.
+const GRID_CHUNK: usize = 8192;
+
+fn points_tensor(points: &[[f64; 2]], device: &Device) -> Result<Tensor> {
+    let flat: Vec<f32> = points
+        .iter()
+        .flat_map(|p| [p[0] as f32, p[1] as f32])
+        .collect();
+    Ok(Tensor::from_vec(flat, (points.len(), 2), device)?)
+}
+
+fn tensor_points(t: &Tensor) -> Result<Vec<[f64; 2]>> {
+    let rows: Vec<Vec<f32>> = t.to_dtype(DType::F32)?.to_vec2()?;
+    Ok(rows
+        .iter()
+        .map(|r| [f64::from(r[0]), f64::from(r[1])])
+        .collect())
+}
+
+fn mean_f64(t: &Tensor) -> Result<f64> {
+    Ok(t.mean_all()?.to_dtype(DType::F64)?.to_scalar()?)
+}
+
+/// β of the annealed reverse-KL objective at a step: `min(1, 0.01 + step / warmup)`.
+pub fn beta_at(step: usize, warmup: usize) -> f64 {
+    if warmup == 0 {
+        1.0
+    } else {
+        (0.01 + step as f64 / warmup as f64).min(1.0)
+    }
+}
+
+struct Model {
+    store: ParamStore,
+    dist: FlowDistribution,
+}
+
+impl Model {
+    fn stack(&self) -> &dyn Flow {
+        self.dist.flow()
+    }
+}
+
+fn build_model(exp: &Experiment2d, device: &Device) -> Result<Model> {
+    let store = ParamStore::new(exp.seed);
+    let vb = store.var_builder(DType::F32, device).pp("flow");
+    let options = StackOptions {
+        amortized_default: false,
+        seed: exp.seed,
+    };
+    let stack: Composed = build_stack(&exp.flow, 2, &store, vb, options)?;
+    if stack.num_amortized_params() > 0 || stack.context_dim() > 0 {
+        return Err(RunnerError::Config {
+            file: "flow".into(),
+            location: None,
+            message: "a 2-D experiment has no encoder: use `amortized: false` and no context"
+                .into(),
+        });
+    }
+    Ok(Model {
+        store,
+        dist: FlowDistribution::new(Box::new(stack)),
+    })
+}
+
+/// One optimisation step's loss and the quantity logged next to it.
+struct StepLoss {
+    loss: Tensor,
+    /// Energies: the β = 1 objective `E[log q + U]`; density: the same as the loss.
+    monitor: f64,
+}
+
+fn energy_loss(model: &Model, target: Energy2d, eps: &Tensor, beta: f64) -> Result<StepLoss> {
+    let (z, log_det) = model.stack().forward(eps, Conditioning::none())?;
+    let log_q = (standard_normal_log_prob(eps)? - log_det)?;
+    let energy = flowvae_data::energy(target, &z)?;
+    let loss = (&log_q + (&energy * beta)?)?.mean_all()?;
+    let monitor = mean_f64(&(log_q + energy)?)?;
+    Ok(StepLoss { loss, monitor })
+}
+
+fn density_loss(model: &Model, x: &Tensor) -> Result<StepLoss> {
+    let nll = model
+        .dist
+        .log_prob(x, Conditioning::none())?
+        .mean_all()?
+        .neg()?;
+    let monitor = mean_f64(&nll)?;
+    Ok(StepLoss { loss: nll, monitor })
+}
+
+/// Trains and reports a 2-D experiment into `run`; returns the summary written.
+pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    let model = build_model(exp, device)?;
+    if matches!(exp.target, Target2d::Samples(_)) && !model.stack().is_invertible() {
+        return Err(RunnerError::Config {
+            file: "flow".into(),
+            location: None,
+            message: format!(
+                "density estimation needs an invertible stack, but {} has no inverse",
+                model.stack().name()
+            ),
+        });
+    }
+    let mut noise = seeded(exp.seed, "noise");
+    let mut data_rng = seeded(exp.seed, "data");
+    let test_set = match exp.target {
+        Target2d::Samples(toy) => {
+            let points = toy.sample(exp.train.test_samples.get(), &mut seeded(exp.seed, "test"));
+            Some(points_tensor(&points, device)?)
+        }
+        Target2d::Energy(_) => None,
+    };
+    let columns = ["step", "loss", "beta", "monitor", "test_nll", "time_s"];
+    let mut metrics = MetricsWriter::create(&run.file("metrics.csv")?, &columns)?;
+    let steps = exp.train.steps.get();
+    let batch = exp.train.batch_size.get();
+    let mut optimizer: Option<Optimizer> = None;
+    let mut progress = Progress::new("train", steps as u64);
+    let mut curve = Vec::new();
+    for step in 1..=steps {
+        let beta = beta_at(step, exp.train.beta_warmup_steps);
+        let step_loss = match exp.target {
+            Target2d::Energy(target) => {
+                let eps = standard_normal(&mut noise, (batch, 2), DType::F32, device)?;
+                energy_loss(&model, target, &eps, beta)?
+            }
+            Target2d::Samples(toy) => {
+                let x = points_tensor(&toy.sample(batch, &mut data_rng), device)?;
+                density_loss(&model, &x)?
+            }
+        };
+        // Created after the first forward so data-dependent initialisations (ActNorm) exist.
+        let opt = match optimizer.as_mut() {
+            Some(o) => o,
+            None => optimizer.insert(Optimizer::new(model.store.vars(), exp.optimizer.clone())?),
+        };
+        let loss_value = mean_f64(&step_loss.loss)?;
+        if !loss_value.is_finite() {
+            return Err(RunnerError::NonFinite {
+                what: "loss".into(),
+                step,
+            });
+        }
+        opt.step(&step_loss.loss.backward()?)?;
+        progress.set(step as u64, &format!("loss {loss_value:.4}"));
+        if step % exp.train.log_every.get() == 0 || step == steps {
+            let test_nll = match &test_set {
+                Some(t) => mean_f64(&model.dist.log_prob(t, Conditioning::none())?.neg()?)?,
+                None => f64::NAN,
+            };
+            let elapsed = started.elapsed().as_secs_f64();
+            metrics.row(&[
+                step as f64,
+                loss_value,
+                beta,
+                step_loss.monitor,
+                test_nll,
+                elapsed,
+            ])?;
+            curve.push((step as f64, step_loss.monitor));
+        }
+    }
+    progress.finish();
+    let train_seconds = started.elapsed().as_secs_f64();
+    let checkpoint = run.file("checkpoints/final.safetensors")?;
+    write_atomic(&checkpoint, &model.store.to_safetensors_bytes()?)?;
+    let report = report_2d(exp, &model, run, device, &mut noise, test_set.as_ref())?;
+    plot_curve(exp, run, curve)?;
+    let summary = json!({
+        "experiment": exp.name,
+        "seed": exp.seed,
+        "flow": model.stack().name(),
+        "parameters": model.store.num_scalars(),
+        "steps": steps,
+        "train_seconds": train_seconds,
+        "wall_seconds": started.elapsed().as_secs_f64(),
+        "final": report,
+        "versions": crate::versions(),
+    });
+    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    write_atomic(&run.file("summary.json")?, text.as_bytes())?;
+    Ok(summary)
+}
+
+fn extent(exp: &Experiment2d) -> ((f64, f64), (f64, f64)) {
+    if let Some([x0, x1, y0, y1]) = exp.plot.extent {
+        return ((x0, x1), (y0, y1));
+    }
+    let e = match exp.target {
+        Target2d::Energy(t) => t.extent(),
+        Target2d::Samples(t) => t.extent(),
+    };
+    ((e.x[0], e.x[1]), (e.y[0], e.y[1]))
+}
+
+/// Normalised histogram of points on the grid's cells.
+fn histogram(points: &[[f64; 2]], grid: &mut Grid2d) {
+    let (w, h) = grid.cell_size();
+    for p in points {
+        let i = ((p[0] - grid.x_range.0) / w).floor();
+        let j = ((p[1] - grid.y_range.0) / h).floor();
+        if i >= 0.0 && j >= 0.0 && (i as usize) < grid.nx && (j as usize) < grid.ny {
+            grid.values[j as usize * grid.nx + i as usize] += 1.0;
+        }
+    }
+    let scale = 1.0 / (points.len().max(1) as f64 * w * h);
+    grid.values.iter_mut().for_each(|v| *v *= scale);
+}
+
+fn learned_density(
+    model: &Model,
+    grid: &mut Grid2d,
+    samples: &[[f64; 2]],
+    device: &Device,
+) -> Result<&'static str> {
+    if !model.stack().is_invertible() {
+        histogram(samples, grid);
+        return Ok("histogram of samples (the stack has no inverse)");
+    }
+    let centers = grid.cell_centers();
+    let mut values = Vec::with_capacity(centers.len());
+    for chunk in centers.chunks(GRID_CHUNK) {
+        let log_p = model
+            .dist
+            .log_prob(&points_tensor(chunk, device)?, Conditioning::none())?;
+        let v: Vec<f32> = log_p.exp()?.to_vec1()?;
+        values.extend(
+            v.iter()
+                .map(|&p| if p.is_finite() { f64::from(p) } else { 0.0 }),
+        );
+    }
+    grid.values = values;
+    Ok("exact density by the inverse")
+}
+
+fn report_2d(
+    exp: &Experiment2d,
+    model: &Model,
+    run: &RunDir,
+    device: &Device,
+    noise: &mut SeededRng,
+    test_set: Option<&Tensor>,
+) -> Result<serde_json::Value> {
+    let (xr, yr) = extent(exp);
+    let n = exp.plot.grid.get();
+    let (samples_t, log_q) = model.dist.sample(
+        exp.plot.samples.get().max(20_000),
+        noise,
+        DType::F32,
+        device,
+        Conditioning::none(),
+    )?;
+    let samples = tensor_points(&samples_t)?;
+    let mut learned = Grid2d::new(xr, yr, n, n);
+    let how = learned_density(model, &mut learned, &samples, device)?;
+    let (target_grid, final_metrics) = match exp.target {
+        Target2d::Energy(target) => {
+            let mut grid = Grid2d::evaluate(xr, yr, n, n, |x, y| (-target.energy_f64(x, y)).exp());
+            let (w, h) = grid.cell_size();
+            let z: f64 = grid.values.iter().sum::<f64>() * w * h;
+            grid.values.iter_mut().for_each(|v| *v /= z);
+            let energy = flowvae_data::energy(target, &samples_t)?;
+            let objective = mean_f64(&(log_q + energy)?)?;
+            let metrics = json!({
+                "reverse_kl_objective": objective,
+                "log_z_on_grid": z.ln(),
+                "kl_q_p": objective + z.ln(),
+                "mass_in_extent": learned.values.iter().sum::<f64>() * w * h,
+            });
+            (grid, metrics)
+        }
+        Target2d::Samples(toy) => {
+            let mut grid = Grid2d::new(xr, yr, n, n);
+            histogram(
+                &toy.sample(200_000, &mut seeded(exp.seed, "plot")),
+                &mut grid,
+            );
+            let nll = match test_set {
+                Some(t) => mean_f64(&model.dist.log_prob(t, Conditioning::none())?.neg()?)?,
+                None => f64::NAN,
+            };
+            (grid, json!({ "test_nll": nll }))
+        }
+    };
+    let target_title = match exp.target {
+        Target2d::Energy(t) => format!("target exp(-{})", t.name().to_uppercase()),
+        Target2d::Samples(t) => format!("target {}", t.name()),
+    };
+    let learned_title = format!("learned: {}", short_stack(exp));
+    density_side_by_side(
+        &run.file("plots/density.png")?,
+        &[(&target_title, &target_grid), (&learned_title, &learned)],
+    )?;
+    let shown = &samples[..exp.plot.samples.get().min(samples.len())];
+    scatter(
+        &run.file("plots/samples.png")?,
+        &format!("samples: {}", short_stack(exp)),
+        shown,
+        xr,
+        yr,
+    )?;
+    let mut metrics = final_metrics;
+    metrics["learned_density"] = json!(how);
+    Ok(metrics)
+}
+
+/// `planar(k=32) + reverse`: a compact label of the stack for plot titles.
+pub fn short_stack(exp: &Experiment2d) -> String {
+    exp.flow
+        .iter()
+        .map(spec_label)
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+fn spec_label(spec: &flowvae_flows::FlowSpec) -> String {
+    let settings = serde_json::to_value(spec)
+        .ok()
+        .and_then(|v| v.get(spec.kind()).cloned())
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    let args: Vec<String> = settings
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.to_string().replace('"', "")))
+        .collect();
+    if args.is_empty() {
+        spec.kind().to_string()
+    } else {
+        format!("{}({})", spec.kind(), args.join(", "))
+    }
+}
+
+fn plot_curve(exp: &Experiment2d, run: &RunDir, curve: Vec<(f64, f64)>) -> Result<()> {
+    let label = match exp.target {
+        Target2d::Energy(_) => "E_q[log q + U] (beta = 1)",
+        Target2d::Samples(_) => "train NLL (nats)",
+    };
+    let series = [Series {
+        name: exp.name.clone(),
+        points: curve,
+    }];
+    line_chart(
+        &run.file("plots/loss.png")?,
+        &exp.name,
+        "step",
+        label,
+        &series,
+    )?;
+    Ok(())
+}
