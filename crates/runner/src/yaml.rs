@@ -21,7 +21,13 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T> {
         let path = track.path().to_string();
         let location = inner.location().map(|l| (l.line(), l.column()));
         let mut message = strip_location(&inner.to_string());
-        if path != "." && !message.starts_with(&path) {
+        // serde_yaml may already prefix the enclosing path (`flow[0].planar: unknown field`).
+        if let Some((head, rest)) = message.split_once(": ") {
+            if path.starts_with(head) && !head.contains(' ') {
+                message = rest.to_string();
+            }
+        }
+        if path != "." {
             message = format!("{path}: {message}");
         }
         RunnerError::Config {
