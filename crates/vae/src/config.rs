@@ -1,0 +1,99 @@
+//! Model settings read from an experiment's `model:` section.
+
+use serde::{Deserialize, Serialize};
+
+pub use flowvae_flows::nn::Activation;
+
+fn default_encoder_hidden() -> Vec<usize> {
+    vec![512, 256]
+}
+fn default_decoder_hidden() -> Vec<usize> {
+    vec![256, 512]
+}
+
+/// The encoder network `x → h → (μ, log σ², flow parameters, context)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    /// Hidden widths of the MLP body.
+    #[serde(default = "default_encoder_hidden")]
+    pub hidden: Vec<usize>,
+    #[serde(default)]
+    pub activation: Activation,
+    /// Gated dense layers `act(W x) ⊙ σ(V x)` (the Sylvester paper's gated units), not plain.
+    #[serde(default)]
+    pub gated: bool,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        Self {
+            hidden: default_encoder_hidden(),
+            activation: Activation::Relu,
+            gated: false,
+        }
+    }
+}
+
+/// How pixels are modelled given the decoder's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Likelihood {
+    /// Binary pixels: Bernoulli with logits, in the stable BCE-with-logits form.
+    #[default]
+    Bernoulli,
+    /// Grayscale pixels: a Gaussian with the decoder's mean and a learned per-pixel scale.
+    Gaussian,
+}
+
+/// The decoder network `z → logits` (or means).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderConfig {
+    #[serde(default = "default_decoder_hidden")]
+    pub hidden: Vec<usize>,
+    #[serde(default)]
+    pub activation: Activation,
+    #[serde(default)]
+    pub gated: bool,
+    #[serde(default)]
+    pub likelihood: Likelihood,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        Self {
+            hidden: default_decoder_hidden(),
+            activation: Activation::Relu,
+            gated: false,
+            likelihood: Likelihood::Bernoulli,
+        }
+    }
+}
+
+fn default_latent() -> usize {
+    40
+}
+
+/// The `model:` section: latent size, encoder and decoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Dimension of z.
+    #[serde(default = "default_latent")]
+    pub latent: usize,
+    #[serde(default)]
+    pub encoder: EncoderConfig,
+    #[serde(default)]
+    pub decoder: DecoderConfig,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            latent: default_latent(),
+            encoder: EncoderConfig::default(),
+            decoder: DecoderConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The Flow-VAE: `x → q₀(z₀|x) → flow → z_K → p(x|z_K)`.
+
+use candle_core::{DType, Device, Tensor};
+use flowvae_flows::{
+    build_stack, standard_normal_log_prob, Composed, Conditioning, Flow, FlowSpec, ParamStore,
+    Result, StackOptions,
+};
+
+use crate::config::ModelConfig;
+use crate::decoder::Decoder;
+use crate::encoder::{Encoder, EncoderOutput};
+
+/// Per-sample terms of one posterior draw, each `(N,)` for `N` rows of `(x, ε)`.
+#[derive(Debug, Clone)]
+pub struct SampleTerms {
+    /// `log p(x|z_K)`.
+    pub log_px_z: Tensor,
+    /// `log p(z_K)` under the standard-normal prior.
+    pub log_pz: Tensor,
+    /// `log q_K(z_K|x) = log q₀(z₀|x) − Σ_k log|det J_k|`.
+    pub log_qz: Tensor,
+    /// The draw `z_K` `(N, z)`.
+    pub z: Tensor,
+}
+
+impl SampleTerms {
+    /// `log p(x, z_K) − log q_K(z_K|x)`, the log importance weight, `(N,)`.
+    pub fn log_weight(&self) -> Result<Tensor> {
+        Ok(((&self.log_px_z + &self.log_pz)? - &self.log_qz)?)
+    }
+
+    /// The Monte-Carlo KL term `log q_K(z_K|x) − log p(z_K)`, `(N,)`.
+    pub fn kl(&self) -> Result<Tensor> {
+        Ok((&self.log_qz - &self.log_pz)?)
+    }
+}
+
+/// Encoder, posterior flow and decoder, all parameters in one [`ParamStore`] under
+/// `encoder.*`, `flow.*`, `decoder.*`.
+#[derive(Debug)]
+pub struct FlowVae {
+    pub encoder: Encoder,
+    pub flow: Composed,
+    pub decoder: Decoder,
+    latent: usize,
+    input_dim: usize,
+}
+
+impl FlowVae {
+    /// Builds the model on `store`; the encoder's heads are sized by the stack's amortized
+    /// parameter and context widths, so any stack works as the posterior flow.
+    pub fn new(
+        store: &ParamStore,
+        config: &ModelConfig,
+        flow: &[FlowSpec],
+        input_dim: usize,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let vb = store.var_builder(dtype, device);
+        let options = StackOptions {
+            amortized_default: true,
+            seed,
+        };
+        let stack = build_stack(flow, config.latent, store, vb.pp("flow"), options)?;
+        let encoder = Encoder::new(
+            vb.pp("encoder"),
+            &config.encoder,
+            input_dim,
+            config.latent,
+            stack.num_amortized_params(),
+            stack.context_dim(),
+        )?;
+        let decoder = Decoder::new(vb.pp("decoder"), &config.decoder, config.latent, input_dim)?;
+        Ok(Self {
+            encoder,
+            flow: stack,
+            decoder,
+            latent: config.latent,
+            input_dim,
+        })
+    }
+
+    /// Dimension of z.
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
+    /// Dimension of x.
+    pub fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+
+    /// Pushes `ε` `(N, z)` through `q₀` and the flow: `(z_K, log q_K(z_K|x))`. `enc` must have
+    /// `N` rows (see [`EncoderOutput::repeat_rows`]).
+    pub fn posterior_sample(&self, enc: &EncoderOutput, eps: &Tensor) -> Result<(Tensor, Tensor)> {
+        let z0 = enc.q0.rsample(eps)?;
+        let log_q0 = enc.q0.log_prob_of_rsample(eps)?;
+        let cond = Conditioning {
+            params: enc.flow_params.as_ref(),
+            context: enc.context.as_ref(),
+        };
+        let (zk, log_det) = self.flow.forward(&z0, cond)?;
+        Ok((zk, (log_q0 - log_det)?))
+    }
+
+    /// All terms for `x` `(N, D_x)` with its encoder output and noise `ε` `(N, z)`.
+    pub fn terms(&self, x: &Tensor, enc: &EncoderOutput, eps: &Tensor) -> Result<SampleTerms> {
+        let (z, log_qz) = self.posterior_sample(enc, eps)?;
+        let log_pz = standard_normal_log_prob(&z)?;
+        let log_px_z = self.decoder.log_prob(x, &z)?;
+        Ok(SampleTerms {
+            log_px_z,
+            log_pz,
+            log_qz,
+            z,
+        })
+    }
+
+    /// Reconstructions: decoder means at the posterior mean path (ε = 0), `(B, D_x)`.
+    pub fn reconstruct(&self, x: &Tensor) -> Result<Tensor> {
+        let enc = self.encoder.forward(x)?;
+        let eps = enc.q0.mu.zeros_like()?;
+        let (z, _) = self.posterior_sample(&enc, &eps)?;
+        self.decoder.mean(&z)
+    }
+}
