@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use flowvae_runner::check::CheckOptions;
 use flowvae_runner::RunOptions;
 
-/// Normalizing flows and Flow-VAEs: run experiments from YAML, verify flow stacks.
+/// Normalizing flows and Flow-VAEs: run experiments from YAML, verify flow stacks, evaluate,
+/// sample and compare trained models.
 #[derive(Debug, Parser)]
 #[command(name = "flowvae", version, about, long_about = None)]
 struct Cli {
@@ -55,6 +56,48 @@ enum Command {
         /// Largest acceptable error.
         #[arg(long, default_value_t = 1e-6)]
         tolerance: f64,
+    },
+    /// Estimate the test log-likelihood of a trained Flow-VAE run by importance sampling
+    /// (encoder once per image, S samples in chunks, f64 accumulation) and record it in the
+    /// run's summary.json.
+    Eval {
+        /// A Flow-VAE run folder (results/<experiment>/<run-id>[/<model>]).
+        run: PathBuf,
+        /// Importance samples per test image (default: the run's eval.nll_samples, 5000).
+        #[arg(long)]
+        samples: Option<usize>,
+    },
+    /// Draw images from the prior of a trained Flow-VAE and write them as a PNG grid.
+    Sample {
+        /// A Flow-VAE run folder.
+        run: PathBuf,
+        /// Number of images.
+        #[arg(short, long, default_value_t = 64)]
+        n: usize,
+        /// Seed of the prior draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output PNG (default: <run>/plots/samples_<n>_seed<seed>.png).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Compare finished runs: a Markdown and CSV table (test NLL with S, -ELBO, KL, epochs,
+    /// time; mean ± std over seeds of the same model), overlaid validation curves and an NLL
+    /// bar chart. Accepts run folders or folders containing them.
+    Compare {
+        /// Run folders, or experiment / comparison folders holding them.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Model name to show differences against (e.g. vae).
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Folder for comparison.md, comparison.csv and plots/ (default:
+        /// results/comparisons/<timestamp>).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -109,21 +152,111 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 amortized,
                 tolerance,
             };
-            let outcome = flowvae_runner::check::check(&yaml, &options)
+            let outcomes = flowvae_runner::check::check_file(&yaml, &options)
                 .with_context(|| format!("check of {} failed", yaml.display()))?;
-            print!("{}", outcome.table());
-            let verdict = if outcome.passed() { "PASS" } else { "FAIL" };
+            let mut all_passed = true;
+            for outcome in &outcomes {
+                if outcomes.len() > 1 {
+                    println!("== {} ==", outcome.stack);
+                }
+                print!("{}", outcome.table());
+                all_passed &= outcome.passed();
+            }
+            let verdict = if all_passed { "PASS" } else { "FAIL" };
+            let dim = outcomes.first().map_or(0, |o| o.dim);
             println!(
-                "{verdict}: dimension {}, tolerance {:e} (f64, {} points)",
-                outcome.dim, tolerance, batch
+                "{verdict}: {} stack(s), dimension {dim}, tolerance {tolerance:e} (f64, {batch} points)",
+                outcomes.len()
             );
-            Ok(if outcome.passed() {
+            Ok(if all_passed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             })
         }
+        Command::Eval { run, samples } => eval(run, samples),
+        Command::Sample {
+            run,
+            n,
+            seed,
+            out,
+            force,
+        } => sample(run, n, seed, out, force),
+        Command::Compare {
+            runs,
+            baseline,
+            out,
+        } => compare(runs, baseline, out),
     }
+}
+
+fn eval(run: PathBuf, samples: Option<usize>) -> anyhow::Result<ExitCode> {
+    let device = candle_core_device()?;
+    let (nll, s) = flowvae_runner::vae_eval::eval_run(&run, samples, &device)
+        .with_context(|| format!("evaluation of {} failed", run.display()))?;
+    println!(
+        "{}: test NLL {nll:.3} nats (S = {s}), recorded in summary.json",
+        run.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sample(
+    run: PathBuf,
+    n: usize,
+    seed: u64,
+    out: Option<PathBuf>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    let out = out.unwrap_or_else(|| run.join(format!("plots/samples_{n}_seed{seed}.png")));
+    if out.exists() && !force {
+        anyhow::bail!(
+            "{} exists already; pass --force to replace it or --out to choose another file",
+            out.display()
+        );
+    }
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let device = candle_core_device()?;
+    flowvae_runner::vae_eval::sample_run(&run, n, seed, &out, &device)
+        .with_context(|| format!("sampling from {} failed", run.display()))?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(
+    runs: Vec<PathBuf>,
+    baseline: Option<String>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let mut records = Vec::new();
+    for path in &runs {
+        let found = flowvae_runner::compare::find_runs(path);
+        if found.is_empty() {
+            anyhow::bail!(
+                "{}: no finished run (a folder with summary.json) found",
+                path.display()
+            );
+        }
+        for dir in found {
+            records.push(flowvae_runner::compare::load_record(&dir)?);
+        }
+    }
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from("results/comparisons").join(flowvae_runner::run_dir::timestamp_id())
+    });
+    if out.join("comparison.md").exists() {
+        anyhow::bail!(
+            "{} holds a comparison already; choose another --out",
+            out.display()
+        );
+    }
+    let table = flowvae_runner::compare::compare(&records, &out, baseline.as_deref())
+        .with_context(|| format!("cannot write the comparison to {}", out.display()))?;
+    println!("{table}\nwritten to {}", out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn candle_core_device() -> anyhow::Result<flowvae_runner::Device> {

@@ -67,13 +67,21 @@ pub fn brute_force_log_det(
         .collect())
 }
 
-/// Adds N(0, std²) noise to every parameter of `store`, seeded: moves flows away from their
-/// near-identity initialisation so that a check sees a non-trivial map.
+/// Adds seeded Gaussian noise to every parameter of `store`: moves flows away from their
+/// near-identity initialisation so that a check sees a non-trivial map. The spread is `std`
+/// divided by √(fan-in) for matrices (last dimension), so that wide conditioner networks stay
+/// in a sane regime while small parameter rows move by about `std`.
 pub fn perturb_parameters(store: &ParamStore, seed: u64, std: f64) -> Result<()> {
     let mut rng = seeded(seed, "perturb");
     for var in store.vars() {
+        let dims = var.dims();
+        let fan_in = match dims {
+            [rows, cols] if *rows > 1 => *cols,
+            _ => 1,
+        };
+        let scaled = std / (fan_in as f64).sqrt();
         let noise = standard_normal(&mut rng, var.shape(), var.dtype(), var.device())?;
-        var.set(&(var.as_tensor() + (noise * std)?)?)?;
+        var.set(&(var.as_tensor() + (noise * scaled)?)?)?;
     }
     Ok(())
 }

@@ -41,6 +41,8 @@ impl Default for CheckOptions {
 /// The result of a check: one report per layer, then the whole stack.
 #[derive(Debug, Clone)]
 pub struct CheckOutcome {
+    /// Which stack of the file: `flow`, or the variant's name.
+    pub stack: String,
     pub dim: usize,
     pub reports: Vec<CheckReport>,
     pub tolerance: f64,
@@ -86,23 +88,47 @@ impl CheckOutcome {
     }
 }
 
-/// Reads a stack file (a YAML list of flows) or an experiment file (its `flow:` section).
-pub fn read_stack(path: &Path) -> Result<(Vec<FlowSpec>, Option<usize>)> {
+/// A flow stack with the name it has in its file (`flow`, or a variant's name).
+pub type NamedStack = (String, Vec<FlowSpec>);
+
+/// The stacks of a file: a stack file (a YAML list of flows) gives one; an experiment gives
+/// its `flow:` section, or one stack per variant. Also the experiment's dimension.
+pub fn read_stacks(path: &Path) -> Result<(Vec<NamedStack>, Option<usize>)> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| crate::RunnerError::io(path, "cannot read the YAML file", e))?;
     let value: serde_yaml::Value = yaml::parse(path, &text)?;
     if value.is_sequence() {
-        return Ok((yaml::parse(path, &text)?, None));
+        return Ok((vec![("flow".into(), yaml::parse(path, &text)?)], None));
     }
     match Experiment::parse(path, &text)? {
-        Experiment::TwoD(e) => Ok((e.flow, Some(2))),
+        Experiment::TwoD(e) => Ok((vec![("flow".into(), e.flow)], Some(2))),
+        Experiment::Vae(e) if e.variants.is_empty() => {
+            Ok((vec![("flow".into(), e.flow)], Some(e.model.latent)))
+        }
+        Experiment::Vae(e) => {
+            let stacks = e.variants.into_iter().map(|v| (v.name, v.flow)).collect();
+            Ok((stacks, Some(e.model.latent)))
+        }
     }
 }
 
-/// Runs the check on the stack of `path`.
-pub fn check(path: &Path, options: &CheckOptions) -> Result<CheckOutcome> {
-    let (specs, experiment_dim) = read_stack(path)?;
+/// Runs the check on every stack of `path` (see [`read_stacks`]).
+pub fn check_file(path: &Path, options: &CheckOptions) -> Result<Vec<CheckOutcome>> {
+    let (stacks, experiment_dim) = read_stacks(path)?;
     let dim = options.dim.or(experiment_dim).unwrap_or(4);
+    stacks
+        .into_iter()
+        .map(|(name, specs)| check_stack(name, &specs, dim, options))
+        .collect()
+}
+
+/// Checks one stack on dimension `dim`.
+pub fn check_stack(
+    name: String,
+    specs: &[FlowSpec],
+    dim: usize,
+    options: &CheckOptions,
+) -> Result<CheckOutcome> {
     let device = Device::Cpu;
     let store = ParamStore::new(options.seed);
     let vb = store.var_builder(DType::F64, &device).pp("flow");
@@ -110,7 +136,7 @@ pub fn check(path: &Path, options: &CheckOptions) -> Result<CheckOutcome> {
         amortized_default: options.amortized,
         seed: options.seed,
     };
-    let stack = build_stack(&specs, dim, &store, vb, stack_options)?;
+    let stack = build_stack(specs, dim, &store, vb, stack_options)?;
     let mut rng = seeded(options.seed, "check");
     let b = options.batch.max(1);
     let x = standard_normal(&mut rng, (b, dim), DType::F64, &device)?;
@@ -133,6 +159,7 @@ pub fn check(path: &Path, options: &CheckOptions) -> Result<CheckOutcome> {
     perturb_parameters(&store, options.seed, 0.3)?;
     let reports = check_composed(&stack, &x, cond)?;
     Ok(CheckOutcome {
+        stack: name,
         dim,
         reports,
         tolerance: options.tolerance,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunnerError};
 use crate::optim::OptimizerConfig;
+use crate::vae_config::ExperimentVae;
 use crate::yaml;
 
 /// What a 2-D experiment fits its flow to.
@@ -36,6 +37,9 @@ fn default_batch() -> NonZeroUsize {
 fn default_log_every() -> NonZeroUsize {
     nz(100)
 }
+fn default_wall() -> Option<f64> {
+    Some(4.0)
+}
 fn default_test_samples() -> NonZeroUsize {
     nz(5000)
 }
@@ -56,6 +60,10 @@ pub struct Train2d {
     /// Steps between rows of `metrics.csv`.
     #[serde(default = "default_log_every")]
     pub log_every: NonZeroUsize,
+    /// Energy targets: a quadratic wall `½ Σ_i (max(|z_i| − a, 0) / 0.25)²` is added to `U`
+    /// outside `[−a, a]²` (U2–U4 are not normalisable on ℝ² without it); `null` removes it.
+    #[serde(default = "default_wall")]
+    pub wall: Option<f64>,
     /// Density estimation: size of the held-out set whose NLL is logged.
     #[serde(default = "default_test_samples")]
     pub test_samples: NonZeroUsize,
@@ -67,6 +75,7 @@ impl Default for Train2d {
             steps: default_steps(),
             batch_size: default_batch(),
             beta_warmup_steps: 0,
+            wall: default_wall(),
             log_every: default_log_every(),
             test_samples: default_test_samples(),
         }
@@ -123,10 +132,12 @@ pub struct Experiment2d {
     pub plot: Plot2d,
 }
 
-/// Any experiment file; which kind is decided by its sections.
+/// Any experiment file; which kind is decided by its sections (`target:` for a 2-D flow
+/// experiment, `data:` for a Flow-VAE).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Experiment {
     TwoD(Experiment2d),
+    Vae(ExperimentVae),
 }
 
 impl Experiment {
@@ -139,6 +150,21 @@ impl Experiment {
 
     /// Parses experiment text read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self> {
+        let value: serde_yaml::Value = yaml::parse(path, text)?;
+        let has = |key: &str| value.get(key).is_some();
+        if has("data") && !has("target") {
+            let exp: ExperimentVae = yaml::parse(path, text)?;
+            validate_vae(path, text, &exp)?;
+            return Ok(Self::Vae(exp));
+        }
+        if !has("target") {
+            return Err(RunnerError::Config {
+                file: path.to_path_buf(),
+                location: None,
+                message: "expected a `data:` section (Flow-VAE) or a `target:` section (2-D flow)"
+                    .into(),
+            });
+        }
         let exp: Experiment2d = yaml::parse(path, text)?;
         validate_2d(path, text, &exp)?;
         Ok(Self::TwoD(exp))
@@ -148,6 +174,7 @@ impl Experiment {
     pub fn name(&self) -> &str {
         match self {
             Self::TwoD(e) => &e.name,
+            Self::Vae(e) => &e.name,
         }
     }
 
@@ -155,35 +182,83 @@ impl Experiment {
     pub fn to_yaml(&self) -> String {
         match self {
             Self::TwoD(e) => yaml::to_string(e),
+            Self::Vae(e) => yaml::to_string(e),
         }
     }
 }
 
-fn validate_2d(path: &Path, text: &str, exp: &Experiment2d) -> Result<()> {
-    let config_error = |field: &str, message: String| RunnerError::Config {
+/// An error about `field`, located in the text by its key when possible.
+fn config_error(path: &Path, text: &str, field: &str, message: String) -> RunnerError {
+    RunnerError::Config {
         file: PathBuf::from(path),
         location: yaml::locate_field(text, field).map(|l| (l, 1)),
         message: format!("{field}: {message}"),
-    };
-    if exp.name.is_empty() || exp.name.contains(['/', '\\']) || exp.name.starts_with('.') {
+    }
+}
+
+fn check_folder_name(path: &Path, text: &str, field: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        let message = format!("`{name}` must be a plain folder name");
+        return Err(config_error(path, text, field, message));
+    }
+    Ok(())
+}
+
+fn check_stack(path: &Path, text: &str, prefix: &str, flow: &[FlowSpec], dim: usize) -> Result<()> {
+    for (i, spec) in flow.iter().enumerate() {
+        if let Err(flowvae_flows::FlowError::InvalidConfig { field, message }) =
+            spec.validate(&format!("{prefix}flow[{i}]"), dim)
+        {
+            return Err(config_error(path, text, &field, message));
+        }
+    }
+    Ok(())
+}
+
+fn validate_vae(path: &Path, text: &str, exp: &ExperimentVae) -> Result<()> {
+    check_folder_name(path, text, "name", &exp.name)?;
+    let latent = exp.model.latent;
+    if latent == 0 {
         return Err(config_error(
-            "name",
-            format!("`{}` must be a plain folder name", exp.name),
+            path,
+            text,
+            "latent",
+            "must be at least 1".into(),
         ));
     }
+    let mut widths = exp
+        .model
+        .encoder
+        .hidden
+        .iter()
+        .chain(&exp.model.decoder.hidden);
+    if widths.any(|&w| w == 0) {
+        let message = "hidden widths must be positive".into();
+        return Err(config_error(path, text, "hidden", message));
+    }
+    check_stack(path, text, "", &exp.flow, latent)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, v) in exp.variants.iter().enumerate() {
+        check_folder_name(path, text, &format!("variants[{i}].name"), &v.name)?;
+        if !seen.insert(v.name.clone()) {
+            let message = format!("variant `{}` is listed twice", v.name);
+            return Err(config_error(path, text, "name", message));
+        }
+        check_stack(path, text, &format!("variants[{i}]."), &v.flow, latent)?;
+    }
+    Ok(())
+}
+
+fn validate_2d(path: &Path, text: &str, exp: &Experiment2d) -> Result<()> {
+    let config_error = |field: &str, message: String| config_error(path, text, field, message);
+    check_folder_name(path, text, "name", &exp.name)?;
     if exp.flow.is_empty() {
         return Err(config_error(
             "flow",
             "the stack is empty; list at least one flow".into(),
         ));
     }
-    for (i, spec) in exp.flow.iter().enumerate() {
-        if let Err(flowvae_flows::FlowError::InvalidConfig { field, message }) =
-            spec.validate(&format!("flow[{i}]"), 2)
-        {
-            return Err(config_error(&field, message));
-        }
-    }
+    check_stack(path, text, "", &exp.flow, 2)?;
     if let Some([x0, x1, y0, y1]) = exp.plot.extent {
         if !(x0 < x1 && y0 < y1) {
             return Err(config_error(

@@ -6,6 +6,7 @@
 //! thin front end over [`run_experiment`] and [`check`].
 
 pub mod check;
+pub mod compare;
 pub mod error;
 pub mod experiment;
 pub mod metrics;
@@ -14,6 +15,10 @@ pub mod plot;
 pub mod progress;
 pub mod run_dir;
 pub mod two_d;
+pub mod vae_config;
+pub mod vae_data;
+pub mod vae_eval;
+pub mod vae_train;
 pub mod values;
 pub mod yaml;
 
@@ -58,8 +63,29 @@ pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Res
         Experiment::TwoD(exp) => {
             two_d::run_2d(exp, &run, device)?;
         }
+        Experiment::Vae(exp) if exp.variants.is_empty() => {
+            vae_eval::run_vae(exp, &exp.name, &run, device)?;
+        }
+        Experiment::Vae(exp) => run_variants(exp, &run, device)?,
     }
     Ok(run.path().to_path_buf())
+}
+
+/// Trains every variant of a comparison in its own sub-folder, then writes the comparison.
+fn run_variants(exp: &vae_config::ExperimentVae, run: &RunDir, device: &Device) -> Result<()> {
+    let mut records = Vec::new();
+    for (name, single) in exp.expand() {
+        tracing::info!("model {name}: flow {}", vae_eval::flow_label(&single));
+        let child = run.child(&name)?;
+        let text = Experiment::Vae(single.clone()).to_yaml();
+        run_dir::write_atomic(&child.file("config.yaml")?, text.as_bytes())?;
+        vae_eval::run_vae(&single, &name, &child, device)?;
+        records.push(compare::load_record(child.path())?);
+    }
+    let baseline = exp.variants.first().map(|v| v.name.as_str());
+    let table = compare::compare(&records, run.path(), baseline)?;
+    println!("{table}");
+    Ok(())
 }
 
 pub use candle_core::Device;

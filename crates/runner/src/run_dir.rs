@@ -181,6 +181,18 @@ impl RunDir {
         Ok(())
     }
 
+    /// A new sub-run folder `path/<name>` (one model of a comparison), with its own lock.
+    pub fn child(&self, name: &str) -> Result<RunDir> {
+        let path = self.path.join(name);
+        match fs::create_dir(&path) {
+            Ok(()) => Self::acquire(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(RunnerError::RunExists(path))
+            }
+            Err(e) => Err(RunnerError::io(&path, "cannot create the run folder", e)),
+        }
+    }
+
     /// The folder.
     pub fn path(&self) -> &Path {
         &self.path

@@ -92,10 +92,34 @@ struct StepLoss {
     monitor: f64,
 }
 
-fn energy_loss(model: &Model, target: Energy2d, eps: &Tensor, beta: f64) -> Result<StepLoss> {
+/// The energy trained against: `U(z)` plus the confining wall, `(B,)`.
+fn walled_energy(target: Energy2d, z: &Tensor, wall: Option<f64>) -> Result<Tensor> {
+    let energy = flowvae_data::energy(target, z)?;
+    match wall {
+        Some(a) => {
+            let outside = z.abs()?.affine(1.0, -a)?.relu()?.affine(4.0, 0.0)?;
+            Ok((energy + outside.sqr()?.sum(1)?.affine(0.5, 0.0)?)?)
+        }
+        None => Ok(energy),
+    }
+}
+
+/// `U(x, y)` plus the wall, in f64, for the target plot and its normaliser.
+fn walled_energy_f64(target: Energy2d, x: f64, y: f64, wall: Option<f64>) -> f64 {
+    let penalty = |v: f64| wall.map_or(0.0, |a| 0.5 * ((v.abs() - a).max(0.0) * 4.0).powi(2));
+    target.energy_f64(x, y) + penalty(x) + penalty(y)
+}
+
+fn energy_loss(
+    model: &Model,
+    target: Energy2d,
+    eps: &Tensor,
+    beta: f64,
+    wall: Option<f64>,
+) -> Result<StepLoss> {
     let (z, log_det) = model.stack().forward(eps, Conditioning::none())?;
     let log_q = (standard_normal_log_prob(eps)? - log_det)?;
-    let energy = flowvae_data::energy(target, &z)?;
+    let energy = walled_energy(target, &z, wall)?;
     let loss = (&log_q + (&energy * beta)?)?.mean_all()?;
     let monitor = mean_f64(&(log_q + energy)?)?;
     Ok(StepLoss { loss, monitor })
@@ -146,7 +170,7 @@ pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<serde
         let step_loss = match exp.target {
             Target2d::Energy(target) => {
                 let eps = standard_normal(&mut noise, (batch, 2), DType::F32, device)?;
-                energy_loss(&model, target, &eps, beta)?
+                energy_loss(&model, target, &eps, beta, exp.train.wall)?
             }
             Target2d::Samples(toy) => {
                 let x = points_tensor(&toy.sample(batch, &mut data_rng), device)?;
@@ -279,11 +303,14 @@ fn report_2d(
     let how = learned_density(model, &mut learned, &samples, device)?;
     let (target_grid, final_metrics) = match exp.target {
         Target2d::Energy(target) => {
-            let mut grid = Grid2d::evaluate(xr, yr, n, n, |x, y| (-target.energy_f64(x, y)).exp());
+            let wall = exp.train.wall;
+            let mut grid = Grid2d::evaluate(xr, yr, n, n, |x, y| {
+                (-walled_energy_f64(target, x, y, wall)).exp()
+            });
             let (w, h) = grid.cell_size();
             let z: f64 = grid.values.iter().sum::<f64>() * w * h;
             grid.values.iter_mut().for_each(|v| *v /= z);
-            let energy = flowvae_data::energy(target, &samples_t)?;
+            let energy = walled_energy(target, &samples_t, wall)?;
             let objective = mean_f64(&(log_q + energy)?)?;
             let metrics = json!({
                 "reverse_kl_objective": objective,
@@ -330,21 +357,31 @@ fn report_2d(
 
 /// `planar(k=32) + reverse`: a compact label of the stack for plot titles.
 pub fn short_stack(exp: &Experiment2d) -> String {
-    exp.flow
-        .iter()
-        .map(spec_label)
-        .collect::<Vec<_>>()
-        .join(" + ")
+    stack_label(&exp.flow)
+}
+
+/// `planar(k=32) + reverse`: a compact label of a flow stack.
+pub fn stack_label(flow: &[flowvae_flows::FlowSpec]) -> String {
+    flow.iter().map(spec_label).collect::<Vec<_>>().join(" + ")
 }
 
 fn spec_label(spec: &flowvae_flows::FlowSpec) -> String {
-    let settings = serde_json::to_value(spec)
-        .ok()
-        .and_then(|v| v.get(spec.kind()).cloned())
-        .and_then(|v| v.as_object().cloned())
-        .unwrap_or_default();
-    let args: Vec<String> = settings
+    let settings = |value: serde_json::Value| {
+        value
+            .get(spec.kind())
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+    };
+    let given = settings(serde_json::to_value(spec).unwrap_or_default());
+    // Settings equal to their defaults are left out of the label.
+    let defaults =
+        serde_json::from_value::<flowvae_flows::FlowSpec>(serde_json::json!({ spec.kind(): {} }))
+            .ok()
+            .map(|d| settings(serde_json::to_value(d).unwrap_or_default()))
+            .unwrap_or_default();
+    let args: Vec<String> = given
         .iter()
+        .filter(|(k, v)| defaults.get(*k) != Some(v) || *k == "k")
         .map(|(k, v)| format!("{k}={}", v.to_string().replace('"', "")))
         .collect();
     if args.is_empty() {

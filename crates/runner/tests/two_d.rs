@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flowvae_runner::check::{check, CheckOptions};
+use flowvae_runner::check::{check_file, CheckOptions};
 use flowvae_runner::metrics::read_metrics;
 use flowvae_runner::{run_experiment, Device, RunOptions, RunnerError};
 
@@ -189,7 +189,7 @@ fn check_passes_a_mixed_stack_file_and_reports_every_layer() {
     let dir = tempfile::tempdir().unwrap();
     let stack = "- planar: {k: 2}\n- affine_coupling: {k: 2, hidden: [8]}\n- sylvester_orthogonal: {k: 1, m: 2}\n- act_norm: {}\n";
     let path = write(dir.path(), "stack.yaml", stack);
-    let outcome = check(
+    let outcome = check_file(
         &path,
         &CheckOptions {
             dim: Some(3),
@@ -197,9 +197,10 @@ fn check_passes_a_mixed_stack_file_and_reports_every_layer() {
         },
     )
     .unwrap();
+    let outcome = &outcome[0];
     assert!(outcome.passed(), "{}", outcome.table());
     assert_eq!(outcome.reports.len(), 2 + 2 + 1 + 1 + 1);
-    let amortized = check(
+    let amortized = check_file(
         &path,
         &CheckOptions {
             amortized: true,
@@ -207,8 +208,8 @@ fn check_passes_a_mixed_stack_file_and_reports_every_layer() {
         },
     )
     .unwrap();
-    assert!(amortized.passed(), "{}", amortized.table());
-    let strict = check(
+    assert!(amortized[0].passed(), "{}", amortized[0].table());
+    let strict = check_file(
         &path,
         &CheckOptions {
             tolerance: 0.0,
@@ -218,7 +219,7 @@ fn check_passes_a_mixed_stack_file_and_reports_every_layer() {
     )
     .unwrap();
     assert!(
-        !strict.passed(),
+        !strict[0].passed(),
         "a zero tolerance cannot pass rounding errors"
     );
 }

@@ -1,0 +1,236 @@
+//! Comparing runs: a Markdown and a CSV table, overlaid validation curves and an NLL bar
+//! chart. Runs that differ only in their seed are grouped and shown as mean ± std.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, RunnerError};
+use crate::metrics::read_metrics;
+use crate::plot::{bar_chart, line_chart, Series};
+use crate::run_dir::write_atomic;
+
+/// What one finished Flow-VAE run folder reports.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub dir: PathBuf,
+    /// The model's name: the variant folder, or the experiment name.
+    pub label: String,
+    pub summary: serde_json::Value,
+    /// `(epoch, val −ELBO)`.
+    pub val_curve: Vec<(f64, f64)>,
+    /// The resolved config without its seed: runs with equal keys are seeds of one model.
+    group_key: String,
+}
+
+/// Reads `summary.json`, `metrics.csv` and `config.yaml` of a run folder.
+pub fn load_record(dir: &Path) -> Result<RunRecord> {
+    let summary_path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&summary_path)
+        .map_err(|e| RunnerError::io(&summary_path, "not a finished run (no summary)", e))?;
+    let summary: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| RunnerError::Config {
+            file: summary_path.clone(),
+            location: Some((e.line(), e.column())),
+            message: format!("not valid JSON: {e}"),
+        })?;
+    let (header, rows) = read_metrics(&dir.join("metrics.csv"))?;
+    let col = |n: &str| header.iter().position(|h| h == n);
+    let val_curve = match (col("epoch"), col("val_neg_elbo")) {
+        (Some(e), Some(v)) => rows.iter().map(|r| (r[e], r[v])).collect(),
+        _ => Vec::new(),
+    };
+    let config = std::fs::read_to_string(dir.join("config.yaml")).unwrap_or_default();
+    let group_key: String = config
+        .lines()
+        .filter(|l| !l.starts_with("seed:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let label = summary["model"]
+        .as_str()
+        .or(summary["experiment"].as_str())
+        .unwrap_or("run")
+        .to_string();
+    Ok(RunRecord {
+        dir: dir.to_path_buf(),
+        label,
+        summary,
+        val_curve,
+        group_key,
+    })
+}
+
+/// Finds run folders under `path`: the folder itself when it holds `summary.json`, else
+/// every folder below it (two levels deep) that does.
+pub fn find_runs(path: &Path) -> Vec<PathBuf> {
+    if path.join("summary.json").is_file() {
+        return vec![path.to_path_buf()];
+    }
+    let mut found = Vec::new();
+    let children = |p: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    for child in children(path) {
+        if child.join("summary.json").is_file() {
+            found.push(child);
+        } else {
+            found.extend(
+                children(&child)
+                    .into_iter()
+                    .filter(|g| g.join("summary.json").is_file()),
+            );
+        }
+    }
+    found
+}
+
+fn mean_std(values: &[f64]) -> (f64, Option<f64>) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, None);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, Some(var.sqrt()))
+}
+
+fn cell(values: &[f64], digits: usize) -> String {
+    match mean_std(values) {
+        (m, Some(s)) => format!("{m:.digits$} ± {s:.digits$}"),
+        (m, None) => format!("{m:.digits$}"),
+    }
+}
+
+/// One row of the comparison: a model and its seeds.
+struct Group<'a> {
+    runs: Vec<&'a RunRecord>,
+}
+
+impl Group<'_> {
+    fn values(&self, pointer: &str) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|r| r.summary.pointer(pointer).and_then(|v| v.as_f64()))
+            .collect()
+    }
+    fn text(&self, pointer: &str) -> String {
+        self.runs[0]
+            .summary
+            .pointer(pointer)
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Writes `comparison.md`, `comparison.csv` and plots into `out`; returns the Markdown.
+pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result<String> {
+    let mut groups: BTreeMap<(usize, String), Group> = BTreeMap::new();
+    let mut order: BTreeMap<String, usize> = BTreeMap::new();
+    for run in runs {
+        let next = order.len();
+        let index = *order.entry(run.group_key.clone()).or_insert(next);
+        groups
+            .entry((index, run.label.clone()))
+            .or_insert(Group { runs: Vec::new() })
+            .runs
+            .push(run);
+    }
+    let samples = runs
+        .first()
+        .and_then(|r| r.summary.pointer("/test/nll_samples"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let data = runs
+        .first()
+        .map(|r| r.summary["data"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    let base_nll = baseline
+        .and_then(|b| groups.iter().find(|((_, l), _)| l == b))
+        .map(|(_, g)| mean_std(&g.values("/test/nll")).0);
+    let mut md = format!(
+        "Test NLL by importance sampling with S = {samples}; data: {data}. Lower is better.\n\n"
+    );
+    md.push_str("| model | flow | params | seeds | test NLL (nats) |");
+    if base_nll.is_some() {
+        md.push_str(" Δ NLL vs baseline |");
+    }
+    md.push_str(" test −ELBO | KL | epochs | train time (s) |\n|---|---|---|---|---|");
+    if base_nll.is_some() {
+        md.push_str("---|");
+    }
+    md.push_str("---|---|---|---|\n");
+    let mut csv = String::from("model,flow,parameters,seeds,test_nll_mean,test_nll_std,nll_samples,test_neg_elbo_mean,test_kl_mean,epochs_mean,train_seconds_mean\n");
+    let mut bars = Vec::new();
+    for ((_, label), group) in &groups {
+        let nll = group.values("/test/nll");
+        let (nll_mean, nll_std) = mean_std(&nll);
+        md.push_str(&format!(
+            "| {label} | {} | {} | {} | {} |",
+            group.text("/flow"),
+            group.text("/parameters"),
+            group.runs.len(),
+            cell(&nll, 2)
+        ));
+        if let Some(base) = base_nll {
+            md.push_str(&format!(" {:+.2} |", nll_mean - base));
+        }
+        md.push_str(&format!(
+            " {} | {} | {} | {} |\n",
+            cell(&group.values("/test/neg_elbo"), 2),
+            cell(&group.values("/test/kl"), 2),
+            cell(&group.values("/epochs"), 0),
+            cell(&group.values("/train_seconds"), 0)
+        ));
+        csv.push_str(&format!(
+            "{label},\"{}\",{},{},{nll_mean},{},{samples},{},{},{},{}\n",
+            group.text("/flow"),
+            group.text("/parameters"),
+            group.runs.len(),
+            nll_std.unwrap_or(0.0),
+            mean_std(&group.values("/test/neg_elbo")).0,
+            mean_std(&group.values("/test/kl")).0,
+            mean_std(&group.values("/epochs")).0,
+            mean_std(&group.values("/train_seconds")).0,
+        ));
+        bars.push((label.clone(), nll_mean, nll_std));
+    }
+    std::fs::create_dir_all(out.join("plots"))
+        .map_err(|e| RunnerError::io(out, "cannot create plots/", e))?;
+    write_atomic(&out.join("comparison.md"), md.as_bytes())?;
+    write_atomic(&out.join("comparison.csv"), csv.as_bytes())?;
+    let series: Vec<Series> = runs
+        .iter()
+        .map(|r| Series {
+            name: format!("{} (seed {})", r.label, r.summary["seed"]),
+            points: r.val_curve.clone(),
+        })
+        .collect();
+    for ext in ["png", "svg"] {
+        line_chart(
+            &out.join(format!("plots/compare_curves.{ext}")),
+            "validation -ELBO",
+            "epoch",
+            "-ELBO (nats)",
+            &series,
+        )?;
+        bar_chart(
+            &out.join(format!("plots/compare_nll.{ext}")),
+            &format!("test NLL (S = {samples})"),
+            "nats",
+            &bars,
+        )?;
+    }
+    Ok(md)
+}

@@ -1,0 +1,240 @@
+//! Evaluating a trained Flow-VAE: test NLL by importance sampling, test ELBO, plots, and the
+//! `eval` and `sample` commands on a finished run folder.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use flowvae_data::Dataset;
+use flowvae_flows::rng::{seeded, standard_normal};
+use flowvae_flows::ParamStore;
+use flowvae_vae::{log_likelihood, FlowVae};
+use serde_json::json;
+
+use crate::error::{Result, RunnerError};
+use crate::experiment::Experiment;
+use crate::metrics::read_metrics;
+use crate::plot::{image_grid, line_chart, Series};
+use crate::progress::Progress;
+use crate::run_dir::{write_atomic, RunDir};
+use crate::vae_config::ExperimentVae;
+use crate::vae_data::{describe, load_splits, BatchMaker};
+use crate::vae_train::{build_model, evaluate_elbo, train};
+
+/// Mean test NLL `−log p(x)` in nats with `S` importance samples per image.
+pub fn test_nll(
+    model: &FlowVae,
+    data: &Dataset,
+    exp: &ExperimentVae,
+    samples: usize,
+    device: &Device,
+) -> Result<f64> {
+    let mut rng = seeded(exp.seed, "nll");
+    let mut maker = BatchMaker::plain();
+    let indices: Vec<usize> = (0..data.n).collect();
+    let per_batch = exp.eval.nll_batch.get();
+    let mut progress = Progress::new("test NLL", data.n as u64);
+    let mut total = 0.0;
+    for (i, idx) in indices.chunks(per_batch).enumerate() {
+        let x = maker.batch(data, idx, device)?;
+        let log_p = log_likelihood(model, &x, samples, exp.eval.nll_chunk.get(), &mut rng)?;
+        total -= log_p.iter().sum::<f64>();
+        progress.set(((i + 1) * per_batch).min(data.n) as u64, "");
+    }
+    progress.finish();
+    Ok(total / data.n.max(1) as f64)
+}
+
+/// Trains, evaluates and plots one Flow-VAE into `run`; `model` names it in comparisons.
+/// Returns the summary written.
+pub fn run_vae(
+    exp: &ExperimentVae,
+    model: &str,
+    run: &RunDir,
+    device: &Device,
+) -> Result<serde_json::Value> {
+    let trained = train(exp, run, device)?;
+    let eval_started = Instant::now();
+    let test = evaluate_elbo(
+        &trained.model,
+        &trained.splits.test,
+        500,
+        exp.seed,
+        "test",
+        device,
+    )?;
+    let samples = exp.eval.nll_samples.get();
+    let nll = test_nll(&trained.model, &trained.splits.test, exp, samples, device)?;
+    let eval_seconds = eval_started.elapsed().as_secs_f64();
+    plot_run(exp, &trained.model, &trained.splits.test, run, device)?;
+    let summary = json!({
+        "experiment": exp.name,
+        "model": model,
+        "seed": exp.seed,
+        "data": describe(&exp.data),
+        "flow": flow_label(exp),
+        "objective": format!("{:?}, K = {}", exp.objective.bound, exp.objective.samples),
+        "parameters": trained.store.num_scalars(),
+        "best_epoch": trained.best_epoch,
+        "epochs": trained.epochs_run,
+        "train_seconds": trained.train_seconds,
+        "eval_seconds": eval_seconds,
+        "test": {
+            "nll": nll,
+            "nll_samples": samples,
+            "neg_elbo": test.neg_elbo,
+            "recon": test.recon,
+            "kl": test.kl,
+            "images": trained.splits.test.n,
+        },
+        "versions": crate::versions(),
+    });
+    write_summary(run.path(), &summary)?;
+    Ok(summary)
+}
+
+fn write_summary(dir: &Path, summary: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(summary).unwrap_or_default();
+    write_atomic(&dir.join("summary.json"), text.as_bytes())
+}
+
+/// `planar(k=8) + affine_coupling(k=4)`, or `none` for a plain VAE.
+pub fn flow_label(exp: &ExperimentVae) -> String {
+    if exp.flow.is_empty() {
+        "none (VAE)".into()
+    } else {
+        crate::two_d::stack_label(&exp.flow)
+    }
+}
+
+fn to_images(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    Ok(t.to_dtype(DType::F32)?.to_vec2()?)
+}
+
+/// Learning curves (PNG and SVG), prior samples and reconstructions.
+pub fn plot_run(
+    exp: &ExperimentVae,
+    model: &FlowVae,
+    test: &Dataset,
+    run: &RunDir,
+    device: &Device,
+) -> Result<()> {
+    let (header, rows) = read_metrics(&run.path().join("metrics.csv"))?;
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let mut series = Vec::new();
+    for (name, label) in [("train_neg_elbo", "train"), ("val_neg_elbo", "validation")] {
+        if let (Some(e), Some(c)) = (column("epoch"), column(name)) {
+            let points = rows.iter().map(|r| (r[e], r[c])).collect();
+            series.push(Series {
+                name: label.into(),
+                points,
+            });
+        }
+    }
+    for ext in ["png", "svg"] {
+        let path = run.file(&format!("plots/learning_curves.{ext}"))?;
+        line_chart(&path, &exp.name, "epoch", "-ELBO (nats)", &series)?;
+    }
+    let (h, w) = (test.height, test.width);
+    let prior = sample_prior(model, 64, exp.seed, device)?;
+    image_grid(
+        &run.file("plots/samples.png")?,
+        &to_images(&prior)?,
+        h,
+        w,
+        8,
+        scale_for(w),
+    )?;
+    let shown: Vec<usize> = (0..test.n.min(32)).collect();
+    let x = BatchMaker::plain().batch(test, &shown, device)?;
+    let recon = model.reconstruct(&x)?;
+    let mut images = Vec::new();
+    for row in 0..shown.len().div_ceil(8) {
+        let range = row * 8..((row + 1) * 8).min(shown.len());
+        images.extend(to_images(&x)?[range.clone()].to_vec());
+        images.extend(to_images(&recon)?[range].to_vec());
+    }
+    image_grid(
+        &run.file("plots/reconstructions.png")?,
+        &images,
+        h,
+        w,
+        8,
+        scale_for(w),
+    )?;
+    Ok(())
+}
+
+fn scale_for(width: usize) -> usize {
+    (112 / width.max(1)).max(1)
+}
+
+/// Decoder means of `n` draws from the prior, `(n, D_x)`.
+pub fn sample_prior(model: &FlowVae, n: usize, seed: u64, device: &Device) -> Result<Tensor> {
+    let z = standard_normal(
+        &mut seeded(seed, "prior-samples"),
+        (n, model.latent()),
+        DType::F32,
+        device,
+    )?;
+    Ok(model.decoder.mean(&z)?)
+}
+
+/// A finished run folder's experiment and best parameters, rebuilt.
+#[derive(Debug)]
+pub struct LoadedRun {
+    pub exp: ExperimentVae,
+    pub store: ParamStore,
+    pub model: FlowVae,
+}
+
+/// Rebuilds the model of a run folder from its `config.yaml` and best checkpoint.
+pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
+    let config = dir.join("config.yaml");
+    let exp = match Experiment::load(&config)? {
+        Experiment::Vae(e) => e,
+        Experiment::TwoD(_) => {
+            return Err(RunnerError::Config {
+                file: config,
+                location: None,
+                message: "this is a 2-D flow run; eval and sample work on Flow-VAE runs".into(),
+            })
+        }
+    };
+    let checkpoint = dir.join("checkpoints/best.safetensors");
+    let store = ParamStore::from_safetensors(&checkpoint, DType::F32, device)?;
+    let splits = load_splits(&exp.data, exp.seed)?;
+    let model = build_model(&exp, &store, splits.test.dim, device)?;
+    Ok(LoadedRun { exp, store, model })
+}
+
+/// `flowvae eval`: recomputes the test NLL with `samples` importance samples and records it
+/// in `summary.json` (other entries are kept).
+pub fn eval_run(dir: &Path, samples: Option<usize>, device: &Device) -> Result<(f64, usize)> {
+    let run = RunDir::open(dir)?;
+    let loaded = load_run(dir, device)?;
+    let splits = load_splits(&loaded.exp.data, loaded.exp.seed)?;
+    let s = samples.unwrap_or(loaded.exp.eval.nll_samples.get());
+    let nll = test_nll(&loaded.model, &splits.test, &loaded.exp, s, device)?;
+    let path = run.path().join("summary.json");
+    let mut summary: serde_json::Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!({}));
+    summary["test"]["nll"] = json!(nll);
+    summary["test"]["nll_samples"] = json!(s);
+    summary["data"] = json!(describe(&loaded.exp.data));
+    write_summary(run.path(), &summary)?;
+    Ok((nll, s))
+}
+
+/// `flowvae sample`: a PNG grid of `n` decoder means from the prior.
+pub fn sample_run(dir: &Path, n: usize, seed: u64, out: &Path, device: &Device) -> Result<()> {
+    let loaded = load_run(dir, device)?;
+    let splits = load_splits(&loaded.exp.data, loaded.exp.seed)?;
+    let images = to_images(&sample_prior(&loaded.model, n, seed, device)?)?;
+    let (h, w) = (splits.test.height, splits.test.width);
+    let cols = (n as f64).sqrt().ceil() as usize;
+    image_grid(out, &images, h, w, cols.max(1), scale_for(w))?;
+    Ok(())
+}
