@@ -1,5 +1,7 @@
 //! `flowvae`: the command-line front end. Everything it does lives in `flowvae-runner`.
 
+mod bench_cmd;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,12 +21,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Speed of the benchmark Flow-VAE (DESIGN §9): training samples/s and NLL importance
+    /// samples/s through the library's real paths.
+    Bench(bench_cmd::BenchArgs),
     /// Train an experiment described by a YAML file and write its run folder
-    /// (results/<experiment>/<run-id>/: config.yaml, metrics.csv, summary.json, plots/,
-    /// checkpoints/).
+    /// (results/<experiment>/<run-id>/: config.yaml, metrics.csv, summary.json, run.log,
+    /// plots/, checkpoints/). `--resume <run-dir>` continues an interrupted run.
     Run {
-        /// The experiment file, e.g. experiments/u1_planar_k32.yaml.
-        experiment: PathBuf,
+        /// The experiment file, e.g. experiments/quickstart.yaml (not with --resume/--sweep).
+        #[arg(required_unless_present_any = ["resume", "sweep"])]
+        experiment: Option<PathBuf>,
         /// Folder that holds the run folders.
         #[arg(long, default_value = "results")]
         results: PathBuf,
@@ -34,6 +40,51 @@ enum Command {
         /// Replace the run folder given by --run-id if it exists (its files are deleted).
         #[arg(long, requires = "run_id")]
         force: bool,
+        /// Override a config value, type-checked like the file: train.epochs=50,
+        /// flow.0.planar.k=8, 'flow=[{planar: {k: 4}}]'. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Continue an interrupted run from its last checkpoint; ends exactly as an
+        /// uninterrupted run would.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["experiment", "sweep", "set"])]
+        resume: Option<PathBuf>,
+        /// Run one point of a sweep (what `flowvae sweep` workers and Slurm tasks call).
+        #[arg(long, value_name = "SWEEP_YAML", requires_all = ["index", "sweep_dir"], conflicts_with = "experiment")]
+        sweep: Option<PathBuf>,
+        /// Index of the sweep point.
+        #[arg(long)]
+        index: Option<usize>,
+        /// The sweep's folder.
+        #[arg(long)]
+        sweep_dir: Option<PathBuf>,
+    },
+    /// Print the resolved configuration of an experiment (every default filled in, with
+    /// --set overrides applied), as it would be written to the run's config.yaml.
+    ShowConfig {
+        experiment: PathBuf,
+        /// Override a config value (repeatable), as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Run a sweep: a base experiment, a grid over config keys and seeds. Locally in
+    /// --jobs processes, or --slurm writes a job-array script and a dependent comparison job.
+    Sweep {
+        /// The sweep file (name, base, grid, seeds).
+        sweep: PathBuf,
+        /// Parallel worker processes.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Write sweep.sbatch, compare.sbatch and submit.sh instead of running.
+        #[arg(long)]
+        slurm: bool,
+        /// Folder that holds the sweep folders.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
+    /// Compare the finished points of a sweep folder (what the Slurm comparison job runs).
+    SweepSummary {
+        /// The sweep folder.
+        dir: PathBuf,
     },
     /// Verify a flow stack: build it with random parameters (f64) and compare each layer's
     /// log|det J| with the brute-force Jacobian, and inverse round trips. Exits 1 when an
@@ -120,21 +171,72 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Bench(args) => bench_cmd::run(args),
         Command::Run {
             experiment,
             results,
             run_id,
             force,
+            set,
+            resume,
+            sweep,
+            index,
+            sweep_dir,
         } => {
-            let options = RunOptions {
-                results_root: results,
-                run_id,
-                force,
-            };
             let device = candle_core_device()?;
-            let dir = flowvae_runner::run_experiment(&experiment, &options, &device)
-                .with_context(|| format!("run of {} failed", experiment.display()))?;
+            let dir = if let Some(dir) = resume {
+                flowvae_runner::resume_run(&dir, &device)
+                    .with_context(|| format!("resume of {} failed", dir.display()))?
+            } else if let (Some(sweep), Some(index), Some(sweep_dir)) = (sweep, index, sweep_dir) {
+                flowvae_runner::sweep::run_point(&sweep, index, &sweep_dir, &device)
+                    .with_context(|| format!("sweep point {index} of {} failed", sweep.display()))?
+            } else {
+                let experiment = experiment.context("an experiment file is needed")?;
+                let options = RunOptions {
+                    results_root: results,
+                    run_id,
+                    force,
+                    overrides: parse_overrides(&set)?,
+                };
+                flowvae_runner::run_experiment(&experiment, &options, &device)
+                    .with_context(|| format!("run of {} failed", experiment.display()))?
+            };
             println!("{}", flowvae_runner::summary_line(&dir));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ShowConfig { experiment, set } => {
+            let overrides = parse_overrides(&set)?;
+            let exp = flowvae_runner::Experiment::load_with(&experiment, &overrides)
+                .with_context(|| format!("cannot resolve {}", experiment.display()))?;
+            print!("{}", exp.to_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sweep {
+            sweep,
+            jobs,
+            slurm,
+            results,
+        } => {
+            let exe = std::env::current_exe().context("cannot find the flowvae executable")?;
+            if slurm {
+                let dir = flowvae_runner::sweep::write_slurm(&sweep, &results, &exe).with_context(
+                    || format!("cannot write the Slurm scripts of {}", sweep.display()),
+                )?;
+                println!(
+                    "wrote {0}/sweep.sbatch, {0}/compare.sbatch; submit with {0}/submit.sh",
+                    dir.display()
+                );
+            } else {
+                let (dir, table) = flowvae_runner::sweep::run_local(&sweep, &results, jobs, &exe)
+                    .with_context(|| format!("sweep {} failed", sweep.display()))?;
+                println!("{table}\nsweep folder: {}", dir.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SweepSummary { dir } => {
+            let table = flowvae_runner::sweep::summarize(&dir)
+                .with_context(|| format!("cannot summarise {}", dir.display()))?;
+            println!("{table}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Check {
@@ -188,6 +290,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
         } => compare(runs, baseline, out),
     }
+}
+
+fn parse_overrides(set: &[String]) -> anyhow::Result<Vec<flowvae_runner::overrides::Override>> {
+    set.iter()
+        .map(|s| flowvae_runner::overrides::Override::parse(s).map_err(anyhow::Error::from))
+        .collect()
 }
 
 fn eval(run: PathBuf, samples: Option<usize>) -> anyhow::Result<ExitCode> {

@@ -22,6 +22,8 @@ struct Inner {
     rng: Mutex<SeededRng>,
     /// Names whose values came from a file, not from initialisation.
     loaded: Mutex<BTreeSet<String>>,
+    /// Names a model asked for through a `VarBuilder`.
+    requested: Mutex<BTreeSet<String>>,
 }
 
 /// Owner of all trainable tensors of a model, by dotted name (`flow.0.planar.u`).
@@ -44,14 +46,19 @@ impl ParamStore {
                 vars: Mutex::new(BTreeMap::new()),
                 rng: Mutex::new(seeded(seed, "param-init")),
                 loaded: Mutex::new(BTreeSet::new()),
+                requested: Mutex::new(BTreeSet::new()),
             }),
         }
     }
 
     /// A store pre-filled from a safetensors file; a model built on it starts from those values.
     pub fn from_safetensors(path: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        Self::from_tensors(read_safetensors(path, device)?, dtype)
+    }
+
+    /// A store pre-filled with `tensors`; a model built on it starts from those values.
+    pub fn from_tensors(tensors: BTreeMap<String, Tensor>, dtype: DType) -> Result<Self> {
         let store = Self::new(0);
-        let tensors = read_safetensors(path, device)?;
         let mut vars = lock(&store.inner.vars);
         let mut loaded = lock(&store.inner.loaded);
         for (name, tensor) in tensors {
@@ -60,6 +67,28 @@ impl ParamStore {
         }
         drop((vars, loaded));
         Ok(store)
+    }
+
+    /// After building a model on a pre-filled store: every loaded tensor was asked for and
+    /// nothing had to be initialised, i.e. the file matches the model's architecture.
+    pub fn check_complete(&self, source: &str) -> Result<()> {
+        let loaded = lock(&self.inner.loaded).clone();
+        let requested = lock(&self.inner.requested).clone();
+        let err = |message: String| FlowError::Params {
+            path: source.to_string(),
+            message,
+        };
+        if let Some(missing) = requested.iter().find(|n| !loaded.contains(*n)) {
+            return Err(err(format!(
+                "has no tensor `{missing}` that the model needs (another architecture?)"
+            )));
+        }
+        if let Some(extra) = loaded.iter().find(|n| !requested.contains(*n)) {
+            return Err(err(format!(
+                "holds tensor `{extra}` that the model does not have (another architecture?)"
+            )));
+        }
+        Ok(())
     }
 
     /// A `VarBuilder` whose `get` creates (seeded) or returns tensors of this store.
@@ -143,15 +172,6 @@ impl ParamStore {
         Ok(())
     }
 
-    /// The names a model built on a pre-filled store did not ask for: a mismatch in layout.
-    pub fn unused_loaded(&self, used: &BTreeSet<String>) -> Vec<String> {
-        lock(&self.inner.loaded)
-            .iter()
-            .filter(|n| !used.contains(*n))
-            .cloned()
-            .collect()
-    }
-
     fn init_tensor(&self, shape: &Shape, init: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
         let mut rng = lock(&self.inner.rng);
         let t = match init {
@@ -184,7 +204,8 @@ impl ParamStore {
     }
 }
 
-fn read_safetensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
+/// All tensors of a safetensors file, by name.
+pub fn read_safetensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
     let tensors = candle_core::safetensors::load(path, device).map_err(|e| FlowError::Params {
         path: path.display().to_string(),
         message: format!("not a readable safetensors file: {e}"),
@@ -232,6 +253,7 @@ impl SimpleBackend for ParamStore {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
+        lock(&self.inner.requested).insert(name.to_string());
         if let Some(var) = self.var(name) {
             if var.shape() != &s {
                 candle_core::bail!(

@@ -62,7 +62,8 @@ pub fn load_record(dir: &Path) -> Result<RunRecord> {
 /// Finds run folders under `path`: the folder itself when it holds `summary.json`, else
 /// every folder below it (two levels deep) that does.
 pub fn find_runs(path: &Path) -> Vec<PathBuf> {
-    if path.join("summary.json").is_file() {
+    let is_run = |p: &Path| p.join("summary.json").is_file() && p.join("metrics.csv").is_file();
+    if is_run(path) {
         return vec![path.to_path_buf()];
     }
     let mut found = Vec::new();
@@ -79,13 +80,13 @@ pub fn find_runs(path: &Path) -> Vec<PathBuf> {
         v
     };
     for child in children(path) {
-        if child.join("summary.json").is_file() {
+        if is_run(&child) {
             found.push(child);
         } else {
             found.extend(
                 children(&child)
                     .into_iter()
-                    .filter(|g| g.join("summary.json").is_file()),
+                    .filter(|g| is_run(g)),
             );
         }
     }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunnerError};
 use crate::optim::OptimizerConfig;
+use crate::overrides::{apply, Override};
 use crate::vae_config::ExperimentVae;
 use crate::yaml;
 
@@ -146,6 +147,30 @@ impl Experiment {
         let text = std::fs::read_to_string(path)
             .map_err(|e| RunnerError::io(path, "cannot read the experiment file", e))?;
         Self::parse(path, &text)
+    }
+
+    /// Reads an experiment file and applies `--set` overrides before parsing, so that they
+    /// are validated like the file itself.
+    pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Self> {
+        if overrides.is_empty() {
+            return Self::load(path);
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RunnerError::io(path, "cannot read the experiment file", e))?;
+        let mut doc: serde_yaml::Value = yaml::parse(path, &text)?;
+        apply(&mut doc, overrides)?;
+        let merged = serde_yaml::to_string(&doc).unwrap_or_default();
+        Self::parse(path, &merged).map_err(|e| match e {
+            RunnerError::Config { file, message, .. } => {
+                let sets: Vec<&str> = overrides.iter().map(|o| o.text.as_str()).collect();
+                RunnerError::Config {
+                    file,
+                    location: None,
+                    message: format!("{message} (with --set {})", sets.join(" --set ")),
+                }
+            }
+            other => other,
+        })
     }
 
     /// Parses experiment text read from `path`.

@@ -5,15 +5,19 @@
 //! `metrics.csv`, `summary.json`, safetensors checkpoints and plots. The `flowvae` binary is a
 //! thin front end over [`run_experiment`] and [`check`].
 
+pub mod bench;
 pub mod check;
+pub mod checkpoint;
 pub mod compare;
 pub mod error;
 pub mod experiment;
 pub mod metrics;
 pub mod optim;
+pub mod overrides;
 pub mod plot;
 pub mod progress;
 pub mod run_dir;
+pub mod sweep;
 pub mod two_d;
 pub mod vae_config;
 pub mod vae_data;
@@ -37,7 +41,7 @@ pub fn versions() -> serde_json::Value {
 }
 
 /// Where and how a run is written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Folder holding `<experiment>/<run-id>/`, normally `results`.
     pub results_root: PathBuf,
@@ -45,12 +49,14 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// Replace an existing run folder of the same id.
     pub force: bool,
+    /// `--set` overrides applied to the experiment file.
+    pub overrides: Vec<overrides::Override>,
 }
 
 /// Runs the experiment in `path`: validates it, creates the run folder, trains, reports.
 /// Returns the run folder.
 pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Result<PathBuf> {
-    let experiment = Experiment::load(path)?;
+    let experiment = Experiment::load_with(path, &options.overrides)?;
     let run = RunDir::create(
         &options.results_root,
         experiment.name(),
@@ -59,32 +65,81 @@ pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Res
     )?;
     run_dir::write_atomic(&run.file("config.yaml")?, experiment.to_yaml().as_bytes())?;
     tracing::info!("run folder {}", run.path().display());
-    match &experiment {
-        Experiment::TwoD(exp) => {
-            two_d::run_2d(exp, &run, device)?;
-        }
-        Experiment::Vae(exp) if exp.variants.is_empty() => {
-            vae_eval::run_vae(exp, &exp.name, &run, device)?;
-        }
-        Experiment::Vae(exp) => run_variants(exp, &run, device)?,
-    }
+    run_in(&experiment, &run, device, false)?;
     Ok(run.path().to_path_buf())
 }
 
+/// Runs (or resumes) a parsed experiment in an open run folder.
+pub fn run_in(experiment: &Experiment, run: &RunDir, device: &Device, resume: bool) -> Result<()> {
+    match experiment {
+        Experiment::TwoD(exp) => {
+            two_d::run_2d(exp, run, device)?;
+        }
+        Experiment::Vae(exp) if exp.variants.is_empty() => {
+            vae_eval::run_vae(exp, &exp.name, run, device, resume)?;
+        }
+        Experiment::Vae(exp) => run_variants(exp, run, device, resume)?,
+    }
+    Ok(())
+}
+
+/// `flowvae run --resume <run-dir>`: continues an interrupted run from its last checkpoint
+/// (per model of a comparison); finished models are left as they are.
+pub fn resume_run(dir: &Path, device: &Device) -> Result<PathBuf> {
+    let experiment = Experiment::load(&dir.join("config.yaml"))?;
+    if let Experiment::TwoD(_) = experiment {
+        return Err(RunnerError::Config {
+            file: dir.join("config.yaml"),
+            location: None,
+            message: "2-D runs take minutes and are not checkpointed: start a new run".into(),
+        });
+    }
+    let run = RunDir::open(dir)?;
+    if run.path().join("summary.json").is_file() {
+        tracing::info!("{} is finished; nothing to resume", dir.display());
+        return Ok(dir.to_path_buf());
+    }
+    run.log("resume");
+    run_in(&experiment, &run, device, true)?;
+    Ok(dir.to_path_buf())
+}
+
 /// Trains every variant of a comparison in its own sub-folder, then writes the comparison.
-fn run_variants(exp: &vae_config::ExperimentVae, run: &RunDir, device: &Device) -> Result<()> {
+fn run_variants(
+    exp: &vae_config::ExperimentVae,
+    run: &RunDir,
+    device: &Device,
+    resume: bool,
+) -> Result<()> {
     let mut records = Vec::new();
     for (name, single) in exp.expand() {
+        let existing = run.path().join(&name);
+        if resume && existing.join("summary.json").is_file() {
+            records.push(compare::load_record(&existing)?);
+            continue;
+        }
         tracing::info!("model {name}: flow {}", vae_eval::flow_label(&single));
-        let child = run.child(&name)?;
+        let child = if resume && existing.is_dir() {
+            RunDir::open(&existing)?
+        } else {
+            run.child(&name)?
+        };
         let text = Experiment::Vae(single.clone()).to_yaml();
         run_dir::write_atomic(&child.file("config.yaml")?, text.as_bytes())?;
-        vae_eval::run_vae(&single, &name, &child, device)?;
+        vae_eval::run_vae(&single, &name, &child, device, resume)?;
         records.push(compare::load_record(child.path())?);
     }
     let baseline = exp.variants.first().map(|v| v.name.as_str());
     let table = compare::compare(&records, run.path(), baseline)?;
     println!("{table}");
+    let summary = serde_json::json!({
+        "experiment": exp.name,
+        "models": exp.variants.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
+        "comparison": "comparison.md",
+        "versions": versions(),
+    });
+    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    run_dir::write_atomic(&run.path().join("summary.json"), text.as_bytes())?;
     Ok(())
 }
 

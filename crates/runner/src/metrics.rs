@@ -28,6 +28,32 @@ impl MetricsWriter {
         Ok(writer)
     }
 
+    /// Reopens `path` to continue a run: keeps the header and the rows whose first column
+    /// (epoch) is below `first_new`, drops later ones (written after the last checkpoint).
+    pub fn resume(path: &Path, columns: &[&str], first_new: f64) -> Result<Self> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let header = columns.join(",");
+        let mut kept = vec![header.clone()];
+        for line in text.lines().skip(1) {
+            let epoch = line.split(',').next().and_then(|v| v.parse::<f64>().ok());
+            if matches!(epoch, Some(e) if e < first_new) {
+                kept.push(line.to_string());
+            }
+        }
+        let mut body = kept.join("\n");
+        body.push('\n');
+        crate::run_dir::write_atomic(path, body.as_bytes())?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| RunnerError::io(path, "cannot reopen", e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            out: BufWriter::new(file),
+        })
+    }
+
     fn write_line(&mut self, line: &str) -> Result<()> {
         writeln!(self.out, "{line}")
             .and_then(|_| self.out.flush())

@@ -183,13 +183,30 @@ impl RunDir {
 
     /// A new sub-run folder `path/<name>` (one model of a comparison), with its own lock.
     pub fn child(&self, name: &str) -> Result<RunDir> {
-        let path = self.path.join(name);
+        Self::create_at(&self.path.join(name))
+    }
+
+    /// A new run folder at exactly `path` (its parent must exist); refused if it exists.
+    pub fn create_at(path: &Path) -> Result<RunDir> {
+        let path = path.to_path_buf();
         match fs::create_dir(&path) {
             Ok(()) => Self::acquire(&path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(RunnerError::RunExists(path))
             }
             Err(e) => Err(RunnerError::io(&path, "cannot create the run folder", e)),
+        }
+    }
+
+    /// Appends a timestamped line to the run's `run.log` (best effort: logging never fails a run).
+    pub fn log(&self, line: &str) {
+        use std::io::Write as _;
+        if let Ok(mut f) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path.join("run.log"))
+        {
+            let _ = writeln!(f, "{} {line}", timestamp_id());
         }
     }
 

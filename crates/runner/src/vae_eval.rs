@@ -52,8 +52,10 @@ pub fn run_vae(
     model: &str,
     run: &RunDir,
     device: &Device,
+    resume: bool,
 ) -> Result<serde_json::Value> {
-    let trained = train(exp, run, device)?;
+    run.log(&format!("start {model}: flow {}", flow_label(exp)));
+    let trained = train(exp, run, device, resume)?;
     let eval_started = Instant::now();
     let test = evaluate_elbo(
         &trained.model,
@@ -90,6 +92,10 @@ pub fn run_vae(
         "versions": crate::versions(),
     });
     write_summary(run.path(), &summary)?;
+    run.log(&format!(
+        "done {model}: test NLL {nll:.4} (S = {samples}), test -ELBO {:.4}",
+        test.neg_elbo
+    ));
     Ok(summary)
 }
 
@@ -205,6 +211,7 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     let store = ParamStore::from_safetensors(&checkpoint, DType::F32, device)?;
     let splits = load_splits(&exp.data, exp.seed)?;
     let model = build_model(&exp, &store, splits.test.dim, device)?;
+    store.check_complete(&checkpoint.display().to_string())?;
     Ok(LoadedRun { exp, store, model })
 }
 

@@ -1,6 +1,7 @@
 //! Training a Flow-VAE: epochs of the chosen bound with KL warm-up, validation −ELBO, early
 //! stopping, best and last checkpoints, `metrics.csv`, then the test evaluation and plots.
 
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -9,6 +10,7 @@ use flowvae_flows::rng::{seeded, standard_normal};
 use flowvae_flows::ParamStore;
 use flowvae_vae::{bound_terms, warmup_beta, Bound, FlowVae};
 
+use crate::checkpoint::{self, LoopState};
 use crate::error::{Result, RunnerError};
 use crate::metrics::MetricsWriter;
 use crate::optim::Optimizer;
@@ -100,27 +102,99 @@ pub struct Trained {
     pub train_seconds: f64,
 }
 
+/// Where a run starts: fresh, or from the last checkpoint of an interrupted run.
+struct Start {
+    store: ParamStore,
+    model: FlowVae,
+    optimizer: Option<Optimizer>,
+    state: LoopState,
+}
+
+fn fresh_start(exp: &ExperimentVae, input_dim: usize, device: &Device) -> Result<Start> {
+    let store = ParamStore::new(exp.seed);
+    let model = build_model(exp, &store, input_dim, device)?;
+    let state = LoopState {
+        epochs_done: 0,
+        optimizer_steps: 0,
+        best_val: f64::INFINITY,
+        best_epoch: 0,
+        elapsed: 0.0,
+    };
+    Ok(Start {
+        store,
+        model,
+        optimizer: None,
+        state,
+    })
+}
+
+fn resumed_start(
+    exp: &ExperimentVae,
+    path: &Path,
+    input_dim: usize,
+    device: &Device,
+) -> Result<Start> {
+    let ck = checkpoint::load(path, device)?;
+    let store = ParamStore::from_tensors(ck.params.clone(), DType::F32)?;
+    let model = build_model(exp, &store, input_dim, device)?;
+    store.check_complete(&path.display().to_string())?;
+    let mut optimizer = Optimizer::new(store.vars(), exp.optimizer.clone())?;
+    ck.restore_optimizer(&mut optimizer, &store, path)?;
+    tracing::info!(
+        "resuming {} after epoch {}",
+        path.display(),
+        ck.state.epochs_done
+    );
+    Ok(Start {
+        store,
+        model,
+        optimizer: Some(optimizer),
+        state: ck.state,
+    })
+}
+
 /// Trains `exp` into `run` (metrics and checkpoints) and leaves the best parameters loaded.
-pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device) -> Result<Trained> {
+/// With `resume`, continues from `checkpoints/last.safetensors` when it exists, and ends with
+/// the same metrics and parameters as an uninterrupted run.
+pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -> Result<Trained> {
     let started = Instant::now();
     let splits = load_splits(&exp.data, exp.seed)?;
     let train_set = &splits.train;
-    let store = ParamStore::new(exp.seed);
-    let model = build_model(exp, &store, train_set.dim, device)?;
+    let best_path = run.file("checkpoints/best.safetensors")?;
+    let last_path = run.file("checkpoints/last.safetensors")?;
+    let metrics_path = run.file("metrics.csv")?;
+    let Start {
+        store,
+        model,
+        mut optimizer,
+        state,
+    } = if resume && last_path.is_file() {
+        resumed_start(exp, &last_path, train_set.dim, device)?
+    } else {
+        fresh_start(exp, train_set.dim, device)?
+    };
+    let mut metrics = if state.epochs_done > 0 {
+        MetricsWriter::resume(&metrics_path, &METRICS, state.epochs_done as f64)?
+    } else {
+        MetricsWriter::create(&metrics_path, &METRICS)?
+    };
     let batch = exp.train.batch_size.get();
     let samples = exp.objective.samples.get();
     let batcher = Batcher::new(train_set.n, batch, exp.seed);
-    let mut metrics = MetricsWriter::create(&run.file("metrics.csv")?, &METRICS)?;
-    let mut optimizer: Option<Optimizer> = None;
-    let (best_path, last_path) = (
-        run.file("checkpoints/best.safetensors")?,
-        run.file("checkpoints/last.safetensors")?,
-    );
-    let mut best = (f64::INFINITY, 0usize);
+    let mut best = (state.best_val, state.best_epoch);
     let epochs = exp.train.epochs.get();
+    let patience_over = |epochs_done: usize, best_epoch: usize| {
+        exp.train
+            .patience
+            .is_some_and(|p| epochs_done > best_epoch + p.get())
+    };
     let mut progress = Progress::new("epochs", epochs as u64);
-    let mut epochs_run = 0;
-    for epoch in 0..epochs {
+    let mut epochs_run = state.epochs_done;
+    let clock = |since: &Instant| state.elapsed + since.elapsed().as_secs_f64();
+    for epoch in state.epochs_done..epochs {
+        if patience_over(epoch, best.1) {
+            break;
+        }
         let beta = warmup_beta(epoch, exp.objective.warmup_epochs, exp.objective.beta_start);
         let mut maker = BatchMaker::for_training(exp.data.binarization, exp.seed, epoch);
         let mut noise = seeded(exp.seed, &format!("noise-{epoch}"));
@@ -142,6 +216,7 @@ pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device) -> Result<Train
                     step,
                 });
             }
+            // Created after the first forward so data-dependent initialisations exist.
             let opt = match optimizer.as_mut() {
                 Some(o) => o,
                 None => optimizer.insert(Optimizer::new(store.vars(), exp.optimizer.clone())?),
@@ -162,28 +237,37 @@ pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device) -> Result<Train
             val.neg_elbo,
             val.recon,
             val.kl,
-            started.elapsed().as_secs_f64(),
+            clock(&started),
         ])?;
-        let bytes = store.to_safetensors_bytes()?;
-        write_atomic(&last_path, &bytes)?;
         // Validation is always at β = 1, so epochs of the warm-up compare with the rest.
         if val.neg_elbo < best.0 {
             best = (val.neg_elbo, epoch);
-            write_atomic(&best_path, &bytes)?;
+            write_atomic(&best_path, &store.to_safetensors_bytes()?)?;
         }
+        let loop_state = LoopState {
+            epochs_done: epoch + 1,
+            optimizer_steps: optimizer.as_ref().map_or(0, |o| o.steps_taken()),
+            best_val: best.0,
+            best_epoch: best.1,
+            elapsed: clock(&started),
+        };
+        checkpoint::save(&last_path, &store, optimizer.as_ref(), &loop_state)?;
         epochs_run = epoch + 1;
         progress.set(epochs_run as u64, &format!("val -ELBO {:.3}", val.neg_elbo));
-        if let Some(patience) = exp.train.patience {
-            if epoch >= best.1 + patience.get() {
-                tracing::info!(
-                    "early stop at epoch {epoch}: no better val -ELBO since epoch {}",
-                    best.1
-                );
-                break;
-            }
-        }
+        run.log(&format!(
+            "epoch {epoch}: beta {beta:.3}, train -ELBO {:.4}, val -ELBO {:.4}",
+            totals.neg_elbo / seen,
+            val.neg_elbo
+        ));
     }
     progress.finish();
+    if patience_over(epochs_run, best.1) {
+        run.log(&format!(
+            "early stop after epoch {}: best val -ELBO at epoch {}",
+            epochs_run - 1,
+            best.1
+        ));
+    }
     store.load_into(&best_path)?;
     Ok(Trained {
         store,
@@ -191,6 +275,6 @@ pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device) -> Result<Train
         splits,
         best_epoch: best.1,
         epochs_run,
-        train_seconds: started.elapsed().as_secs_f64(),
+        train_seconds: clock(&started),
     })
 }

@@ -20,6 +20,7 @@ fn options(root: &Path, run_id: &str) -> RunOptions {
         results_root: root.to_path_buf(),
         run_id: Some(run_id.into()),
         force: false,
+        overrides: Vec::new(),
     }
 }
 

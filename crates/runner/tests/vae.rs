@@ -18,6 +18,7 @@ fn experiment(dir: &Path, name: &str, flow: &str, extra: &str) -> PathBuf {
 
 fn run(path: &Path, root: &Path, id: &str) -> PathBuf {
     let options = RunOptions {
+        overrides: Vec::new(),
         results_root: root.to_path_buf(),
         run_id: Some(id.into()),
         force: false,

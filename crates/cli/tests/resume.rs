@@ -1,0 +1,113 @@
+//! A run killed mid-way (SIGKILL) and resumed ends exactly as an uninterrupted run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EXPERIMENT: &str = "name: resume\nseed: 4\ndata:\n  source: digits\nmodel:\n  latent: 8\n  encoder: {hidden: [128, 128]}\n  decoder: {hidden: [128, 128]}\nflow:\n  - planar: {k: 4}\n  - affine_coupling: {k: 2, hidden: [32]}\nobjective:\n  warmup_epochs: 3\ntrain:\n  epochs: 14\n  batch_size: 20\neval:\n  nll_samples: 30\n  nll_chunk: 15\n  nll_batch: 100\n";
+
+fn exe() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flowvae"));
+    c.env("RUST_LOG", "warn").stdin(Stdio::null());
+    c
+}
+
+fn rows(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// metrics.csv without its wall-time column.
+fn metrics(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    text.lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+fn run(root: &Path, exp: &Path, id: &str) -> PathBuf {
+    let status = exe()
+        .args([
+            "run",
+            exp.to_str().unwrap(),
+            "--results",
+            root.to_str().unwrap(),
+            "--run-id",
+            id,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    root.join("resume").join(id)
+}
+
+#[test]
+fn a_killed_and_resumed_run_matches_the_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("resume.yaml");
+    std::fs::write(&exp, EXPERIMENT).unwrap();
+    let full = run(dir.path(), &exp, "full");
+
+    let killed = dir.path().join("resume/killed");
+    let mut kills = 0;
+    let mut child = exe()
+        .args([
+            "run",
+            exp.to_str().unwrap(),
+            "--results",
+            dir.path().to_str().unwrap(),
+            "--run-id",
+            "killed",
+        ])
+        .spawn()
+        .unwrap();
+    // Kill at three different points of training, resuming in between.
+    for target in [3, 6, 9] {
+        let started = Instant::now();
+        while rows(&killed.join("metrics.csv")) < target
+            && started.elapsed() < Duration::from_secs(120)
+        {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL: no chance to clean up
+            kills += 1;
+        }
+        child.wait().unwrap();
+        child = exe()
+            .args(["run", "--resume", killed.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        kills >= 2,
+        "the run finished before it could be killed ({kills} kills)"
+    );
+    assert!(!killed.join(".lock").exists());
+    assert_eq!(
+        metrics(&full),
+        metrics(&killed),
+        "metrics differ after {kills} kills"
+    );
+    let best = |d: &Path| std::fs::read(d.join("checkpoints/best.safetensors")).unwrap();
+    assert_eq!(best(&full), best(&killed), "best checkpoints differ");
+    let nll = |d: &Path| -> f64 {
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap())
+                .unwrap();
+        s["test"]["nll"].as_f64().unwrap()
+    };
+    assert_eq!(nll(&full), nll(&killed));
+    // A finished run resumes to nothing and stays as it is.
+    let again = exe()
+        .args(["run", "--resume", full.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(metrics(&full), metrics(&killed));
+}

@@ -1,0 +1,302 @@
+//! Sweeps: a base experiment, a grid over config keys, and seeds. Run locally in N processes
+//! (`flowvae sweep x.yaml --jobs N`) or as a Slurm job array (`--slurm`); every grid point is
+//! an ordinary run folder, and the sweep ends with a comparison (mean ± std over seeds).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::compare;
+use crate::error::{Result, RunnerError};
+use crate::experiment::Experiment;
+use crate::overrides::Override;
+use crate::run_dir::{timestamp_id, write_atomic, RunDir};
+use crate::{yaml, Device};
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+/// A sweep file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Name of the sweep; its folder is `results/<name>/<sweep-id>/`.
+    pub name: String,
+    /// The base experiment, relative to the sweep file.
+    pub base: PathBuf,
+    /// Config keys (as for `--set`) and the values to try; every combination is a point.
+    #[serde(default)]
+    pub grid: BTreeMap<String, Vec<serde_yaml::Value>>,
+    /// Each point runs once per seed.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+}
+
+/// One run of a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepPoint {
+    pub index: usize,
+    /// Folder name, e.g. `p01-seed2`.
+    pub folder: String,
+    /// The model's label in comparisons (the grid values, without the seed).
+    pub label: String,
+    pub overrides: Vec<Override>,
+}
+
+impl SweepConfig {
+    /// Reads and validates a sweep file (the base experiment is checked too).
+    pub fn load(path: &Path) -> Result<Self> {
+        let config: SweepConfig = yaml::load(path)?;
+        if config.seeds.is_empty() {
+            return Err(RunnerError::Config {
+                file: path.into(),
+                location: None,
+                message: "seeds: list at least one seed".into(),
+            });
+        }
+        for point in config.points()? {
+            Experiment::load_with(&config.base_path(path), &point.overrides)?;
+        }
+        Ok(config)
+    }
+
+    /// The base experiment's path.
+    pub fn base_path(&self, sweep_file: &Path) -> PathBuf {
+        sweep_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&self.base)
+    }
+
+    /// Every grid combination × seed, grid keys in sorted order, seeds innermost.
+    pub fn points(&self) -> Result<Vec<SweepPoint>> {
+        let mut combos: Vec<Vec<(String, serde_yaml::Value)>> = vec![Vec::new()];
+        for (key, values) in &self.grid {
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    values.iter().map(move |v| {
+                        let mut next = c.clone();
+                        next.push((key.clone(), v.clone()));
+                        next
+                    })
+                })
+                .collect();
+        }
+        let mut points = Vec::new();
+        for (g, combo) in combos.iter().enumerate() {
+            let label = if combo.is_empty() {
+                "base".to_string()
+            } else {
+                combo
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", compact(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            for &seed in &self.seeds {
+                let mut overrides = Vec::new();
+                for (k, v) in combo
+                    .iter()
+                    .cloned()
+                    .chain([("seed".to_string(), serde_yaml::Value::from(seed))])
+                {
+                    let text = format!("{k}={}", compact(&v));
+                    overrides.push(Override {
+                        path: k.split('.').map(str::to_string).collect(),
+                        value: v,
+                        text,
+                    });
+                }
+                points.push(SweepPoint {
+                    index: points.len(),
+                    folder: format!("p{g:02}-seed{seed}"),
+                    label: label.clone(),
+                    overrides,
+                });
+            }
+        }
+        Ok(points)
+    }
+}
+
+/// A one-line YAML rendering of a value (flow-style).
+fn compact(v: &serde_yaml::Value) -> String {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .replace('"', "")
+}
+
+/// Runs point `index` of the sweep in `sweep_dir/<folder>` (what each process or array task does).
+pub fn run_point(
+    sweep_file: &Path,
+    index: usize,
+    sweep_dir: &Path,
+    device: &Device,
+) -> Result<PathBuf> {
+    let config = SweepConfig::load(sweep_file)?;
+    let points = config.points()?;
+    let point = points.get(index).ok_or_else(|| RunnerError::Config {
+        file: sweep_file.into(),
+        location: None,
+        message: format!(
+            "--index {index} is out of range: the sweep has {} points",
+            points.len()
+        ),
+    })?;
+    let experiment = Experiment::load_with(&config.base_path(sweep_file), &point.overrides)?;
+    let run = RunDir::create_at(&sweep_dir.join(&point.folder))?;
+    write_atomic(&run.file("config.yaml")?, experiment.to_yaml().as_bytes())?;
+    match &experiment {
+        Experiment::Vae(exp) if exp.variants.is_empty() => {
+            crate::vae_eval::run_vae(exp, &point.label, &run, device, false)?;
+        }
+        other => crate::run_in(other, &run, device, false)?,
+    }
+    Ok(run.path().to_path_buf())
+}
+
+/// Creates the sweep folder with a copy of the sweep file and the list of points.
+pub fn prepare(
+    sweep_file: &Path,
+    results_root: &Path,
+) -> Result<(SweepConfig, Vec<SweepPoint>, PathBuf)> {
+    let config = SweepConfig::load(sweep_file)?;
+    let points = config.points()?;
+    let parent = results_root.join(&config.name);
+    std::fs::create_dir_all(&parent).map_err(|e| RunnerError::io(&parent, "cannot create", e))?;
+    let mut dir = parent.join(timestamp_id());
+    let mut n = 2;
+    while dir.exists() {
+        dir = parent.join(format!("{}-{n}", timestamp_id()));
+        n += 1;
+    }
+    std::fs::create_dir(&dir)
+        .map_err(|e| RunnerError::io(&dir, "cannot create the sweep folder", e))?;
+    let text = std::fs::read_to_string(sweep_file)
+        .map_err(|e| RunnerError::io(sweep_file, "cannot read", e))?;
+    write_atomic(&dir.join("sweep.yaml"), text.as_bytes())?;
+    let mut list = String::from("index,folder,label\n");
+    for p in &points {
+        list.push_str(&format!("{},{},\"{}\"\n", p.index, p.folder, p.label));
+    }
+    write_atomic(&dir.join("points.csv"), list.as_bytes())?;
+    Ok((config, points, dir))
+}
+
+/// Runs every point in up to `jobs` processes of `exe`, each logging to `<folder>.log`, then
+/// compares. Returns the sweep folder and the Markdown table.
+pub fn run_local(
+    sweep_file: &Path,
+    results_root: &Path,
+    jobs: usize,
+    exe: &Path,
+) -> Result<(PathBuf, String)> {
+    let (_, points, dir) = prepare(sweep_file, results_root)?;
+    let absolute = std::fs::canonicalize(sweep_file)
+        .map_err(|e| RunnerError::io(sweep_file, "cannot resolve", e))?;
+    let mut running: Vec<(usize, Child)> = Vec::new();
+    let mut failed = Vec::new();
+    let mut next = 0;
+    while next < points.len() || !running.is_empty() {
+        while running.len() < jobs.max(1) && next < points.len() {
+            let point = &points[next];
+            let log_path = dir.join(format!("{}.log", point.folder));
+            let log = std::fs::File::create(&log_path)
+                .map_err(|e| RunnerError::io(&log_path, "cannot create", e))?;
+            let err = log
+                .try_clone()
+                .map_err(|e| RunnerError::io(&log_path, "cannot open", e))?;
+            let child = Command::new(exe)
+                .args(["run", "--sweep"])
+                .arg(&absolute)
+                .args(["--index", &point.index.to_string(), "--sweep-dir"])
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(err)
+                .spawn()
+                .map_err(|e| RunnerError::io(exe, "cannot start a sweep worker", e))?;
+            running.push((next, child));
+            next += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut still = Vec::new();
+        for (i, mut child) in running {
+            match child.try_wait() {
+                Ok(Some(status)) if !status.success() => failed.push(points[i].folder.clone()),
+                Ok(Some(_)) => {}
+                _ => still.push((i, child)),
+            }
+        }
+        running = still;
+    }
+    if !failed.is_empty() {
+        return Err(RunnerError::Config {
+            file: dir.clone(),
+            location: None,
+            message: format!(
+                "sweep points failed: {} (see their .log files)",
+                failed.join(", ")
+            ),
+        });
+    }
+    let table = summarize(&dir)?;
+    Ok((dir, table))
+}
+
+/// Compares every finished point of a sweep folder.
+pub fn summarize(dir: &Path) -> Result<String> {
+    let records = compare::find_runs(dir)
+        .iter()
+        .map(|r| compare::load_record(r))
+        .collect::<Result<Vec<_>>>()?;
+    compare::compare(&records, dir, None)
+}
+
+/// Writes `sweep.sbatch` (one array task per point), `compare.sbatch` (runs after the array
+/// succeeded) and `submit.sh` into a new sweep folder. Returns the folder.
+pub fn write_slurm(sweep_file: &Path, results_root: &Path, exe: &Path) -> Result<PathBuf> {
+    let (config, points, dir) = prepare(sweep_file, results_root)?;
+    let absolute = std::fs::canonicalize(sweep_file)
+        .map_err(|e| RunnerError::io(sweep_file, "cannot resolve", e))?;
+    let dir_abs =
+        std::fs::canonicalize(&dir).map_err(|e| RunnerError::io(&dir, "cannot resolve", e))?;
+    let exe = exe.display();
+    let array = format!(
+        "#!/usr/bin/env bash\n#SBATCH --job-name={name}\n#SBATCH --array=0-{last}\n#SBATCH --cpus-per-task=2\n#SBATCH --output={dir}/slurm-%A_%a.log\nset -euo pipefail\nexec {exe} run --sweep {sweep} --index \"$SLURM_ARRAY_TASK_ID\" --sweep-dir {dir}\n",
+        name = config.name,
+        last = points.len().saturating_sub(1),
+        dir = dir_abs.display(),
+        sweep = absolute.display(),
+    );
+    let summary = format!(
+        "#!/usr/bin/env bash\n#SBATCH --job-name={name}-compare\n#SBATCH --output={dir}/slurm-compare-%j.log\nset -euo pipefail\nexec {exe} sweep-summary {dir}\n",
+        name = config.name,
+        dir = dir_abs.display(),
+    );
+    let submit = format!(
+        "#!/usr/bin/env bash\n# Submits the job array, then the comparison once every array task has succeeded.\nset -euo pipefail\ncd {dir}\narray=$(sbatch --parsable sweep.sbatch)\nsbatch --dependency=afterok:\"${{array%%;*}}\" compare.sbatch\necho \"submitted array $array ({n} tasks) and its comparison\"\n",
+        dir = dir_abs.display(),
+        n = points.len(),
+    );
+    for (name, text) in [
+        ("sweep.sbatch", array),
+        ("compare.sbatch", summary),
+        ("submit.sh", submit),
+    ] {
+        let path = dir.join(name);
+        write_atomic(&path, text.as_bytes())?;
+        set_executable(&path)?;
+    }
+    Ok(dir)
+}
+
+fn set_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| RunnerError::io(path, "cannot make executable", e))
+}
