@@ -81,6 +81,29 @@ enum Command {
         #[arg(long, default_value = "results")]
         results: PathBuf,
     },
+    /// Push data through a trained model and write the codes to CSV: z0 and zK of a
+    /// Flow-VAE's posterior (its mean path, or a draw with --sample), or, for a 2-D density
+    /// run, the base-space point z = f^-1(x) and the round trip f(z).
+    Transform {
+        /// A finished run folder.
+        run: PathBuf,
+        /// CSV of data points, one per row (784 columns for MNIST, 2 for 2-D).
+        #[arg(long, conflicts_with = "split")]
+        input: Option<PathBuf>,
+        /// Use a split of the run's own data instead: train, val or test.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Output CSV (refused if it exists, unless --force).
+        #[arg(long)]
+        output: PathBuf,
+        /// Draw z0 from q0 (seeded) instead of taking its mean.
+        #[arg(long)]
+        sample: bool,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        force: bool,
+    },
     /// Compare the finished points of a sweep folder (what the Slurm comparison job runs).
     SweepSummary {
         /// The sweep folder.
@@ -231,6 +254,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("sweep {} failed", sweep.display()))?;
                 println!("{table}\nsweep folder: {}", dir.display());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Transform {
+            run,
+            input,
+            split,
+            output,
+            sample,
+            seed,
+            force,
+        } => {
+            if output.exists() && !force {
+                anyhow::bail!(
+                    "{} exists already; pass --force to replace it",
+                    output.display()
+                );
+            }
+            let source = match &input {
+                Some(path) => flowvae_runner::transform::Input::Csv(path),
+                None => flowvae_runner::transform::Input::Split(&split),
+            };
+            let device = candle_core_device()?;
+            let rows =
+                flowvae_runner::transform::transform(&run, source, &output, sample, seed, &device)
+                    .with_context(|| format!("transform with {} failed", run.display()))?;
+            println!("{rows} rows written to {}", output.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::SweepSummary { dir } => {

@@ -55,6 +55,13 @@ impl Composed {
     }
 
     fn run(&self, x: &Tensor, cond: Conditioning<'_>, backwards: bool) -> Result<(Tensor, Tensor)> {
+        if let (false, Some(params)) = (backwards, cond.params) {
+            let all_planar =
+                !self.layers.is_empty() && self.layers.iter().all(|l| l.is_amortized_planar());
+            if all_planar && crate::fused_planar::applicable(x, params) {
+                return Ok(crate::fused_planar::planar_stack(x, params)?);
+            }
+        }
         let offsets = self.param_offsets();
         let mut order: Vec<usize> = (0..self.layers.len()).collect();
         if backwards {

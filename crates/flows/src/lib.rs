@@ -30,6 +30,8 @@ pub mod distribution;
 pub mod elementwise;
 pub mod error;
 pub mod flow;
+pub mod fused;
+pub mod fused_planar;
 pub mod made;
 pub mod nn;
 pub mod param_source;

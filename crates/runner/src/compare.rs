@@ -83,11 +83,7 @@ pub fn find_runs(path: &Path) -> Vec<PathBuf> {
         if is_run(&child) {
             found.push(child);
         } else {
-            found.extend(
-                children(&child)
-                    .into_iter()
-                    .filter(|g| is_run(g)),
-            );
+            found.extend(children(&child).into_iter().filter(|g| is_run(g)));
         }
     }
     found

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, RunnerError};
 use crate::values::{Positive, UnitInterval};
 
+mod kernels;
+use kernels::{Moment, MomentUpdate, ParamUpdate};
+
 /// Which update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -75,6 +78,9 @@ pub struct Optimizer {
     first: Vec<Tensor>,
     second: Vec<Tensor>,
     step: usize,
+    /// Whether every moment tensor has storage of its own, so it may be updated in place
+    /// (false after [`Optimizer::restore`] until the next step copies them).
+    owned: bool,
 }
 
 impl Optimizer {
@@ -84,13 +90,18 @@ impl Optimizer {
             .iter()
             .map(|v| v.zeros_like())
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let second = first.clone();
+        // Separate zeros: the moments are updated in place, so they must not share storage.
+        let second = vars
+            .iter()
+            .map(|v| v.zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             config,
             vars,
             first,
             second,
             step: 0,
+            owned: true,
         })
     }
 
@@ -109,6 +120,7 @@ impl Optimizer {
         self.first = first;
         self.second = second;
         self.step = step;
+        self.owned = false;
     }
 
     /// Global L2 norm of the gradients of our variables.
@@ -116,6 +128,10 @@ impl Optimizer {
         let mut total = 0.0;
         for var in &self.vars {
             if let Some(g) = grads.get(var.as_tensor()) {
+                if let Some(sum) = kernels::sum_squares(g) {
+                    total += sum;
+                    continue;
+                }
                 total += g
                     .sqr()?
                     .sum_all()?
@@ -144,13 +160,45 @@ impl Optimizer {
         let lr = self.config.lr.get();
         let eps = self.config.eps.get();
         let t = self.step as i32;
+        if !self.owned {
+            for m in self.first.iter_mut().chain(self.second.iter_mut()) {
+                *m = m.contiguous()?.copy()?;
+            }
+            self.owned = true;
+        }
+        let m_hat_scale = lr / (1.0 - b1.powi(t));
+        let fused = ParamUpdate {
+            step: m_hat_scale,
+            second_scale: match self.config.kind {
+                OptimizerKind::Adam => Some(1.0 / (1.0 - b2.powi(t))),
+                OptimizerKind::Adamax => None,
+            },
+            eps,
+            decay: lr * self.config.weight_decay.max(0.0),
+        };
+        let second_moment = match self.config.kind {
+            OptimizerKind::Adam => Moment::Square,
+            OptimizerKind::Adamax => Moment::Max,
+        };
         for (i, var) in self.vars.iter().enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
+            let p = var.as_tensor();
+            let same = |t: &Tensor| t.shape() == p.shape() && t.dtype() == p.dtype();
+            if [p, g, &self.first[i], &self.second[i]]
+                .iter()
+                .all(|t| kernels::fusable(t) && same(t))
+            {
+                // In place, one pass per tensor and no temporaries (CPU, f32 / f64).
+                let moment = |moment, beta| MomentUpdate { moment, beta, clip };
+                self.first[i].inplace_op2(g, &moment(Moment::Mean, b1))?;
+                self.second[i].inplace_op2(g, &moment(second_moment, b2))?;
+                p.inplace_op3(&self.first[i], &self.second[i], &fused)?;
+                continue;
+            }
             let g = if clip < 1.0 { (g * clip)? } else { g.clone() };
             let m = ((&self.first[i] * b1)? + (&g * (1.0 - b1))?)?;
-            let m_hat_scale = lr / (1.0 - b1.powi(t));
             let update = match self.config.kind {
                 OptimizerKind::Adam => {
                     let v = ((&self.second[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
@@ -215,6 +263,55 @@ mod tests {
             (v[0] - 0.999).abs() < 1e-9 && (v[1] - 1.001).abs() < 1e-9,
             "{v:?}"
         );
+    }
+
+    /// The in-place kernels against the textbook update written out in f64, with clipping
+    /// and weight decay, and after a restore (moments copied before being updated).
+    #[test]
+    fn in_place_updates_match_the_textbook_formulas() {
+        for kind in [OptimizerKind::Adam, OptimizerKind::Adamax] {
+            let start = [0.5f64, -1.5, 2.0];
+            let x = Var::from_tensor(&Tensor::new(&start, &Device::Cpu).unwrap()).unwrap();
+            let config = OptimizerConfig {
+                kind,
+                lr: Positive::new_const(0.1),
+                weight_decay: 0.01,
+                grad_clip: Some(Positive::new_const(1.0)),
+                ..Default::default()
+            };
+            let mut opt = Optimizer::new(vec![x.clone()], config).unwrap();
+            let (mut p, mut m, mut v) = (start.to_vec(), [0.0; 3], [0.0; 3]);
+            let (b1, b2, lr, eps) = (0.9f64, 0.999f64, 0.1, 1e-8);
+            for t in 1..=5 {
+                if t == 3 {
+                    let (f, s) = opt.state();
+                    let (f, s) = (f.to_vec(), s.to_vec());
+                    opt.restore(f, s, 2);
+                }
+                let loss = x.as_tensor().powf(3.0).unwrap().sum_all().unwrap();
+                opt.step(&loss.backward().unwrap()).unwrap();
+                let g: Vec<f64> = p.iter().map(|p| 3.0 * p * p).collect();
+                let norm = g.iter().map(|g| g * g).sum::<f64>().sqrt();
+                let clip = if norm > 1.0 { 1.0 / norm } else { 1.0 };
+                for j in 0..3 {
+                    let g = g[j] * clip;
+                    m[j] = b1 * m[j] + (1.0 - b1) * g;
+                    let denom = if kind == OptimizerKind::Adam {
+                        v[j] = b2 * v[j] + (1.0 - b2) * g * g;
+                        (v[j] / (1.0 - b2.powi(t))).sqrt() + eps
+                    } else {
+                        v[j] = (b2 * v[j]).max(g.abs());
+                        v[j] + eps
+                    };
+                    let update = m[j] * lr / (1.0 - b1.powi(t)) / denom;
+                    p[j] = p[j] - update - p[j] * lr * 0.01;
+                }
+                let got: Vec<f64> = x.to_vec1().unwrap();
+                for (a, b) in got.iter().zip(&p) {
+                    assert!((a - b).abs() < 1e-12, "{kind:?} step {t}: {got:?} vs {p:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -88,14 +88,16 @@ impl SweepConfig {
         }
         let mut points = Vec::new();
         for (g, combo) in combos.iter().enumerate() {
-            let label = if combo.is_empty() {
+            // Keys with a single value are settings of the whole sweep, not part of a label.
+            let varying: Vec<String> = combo
+                .iter()
+                .filter(|(k, _)| self.grid.get(k).is_some_and(|v| v.len() > 1))
+                .map(|(k, v)| format!("{k}={}", compact(v)))
+                .collect();
+            let label = if varying.is_empty() {
                 "base".to_string()
             } else {
-                combo
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", compact(v)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                varying.join(", ")
             };
             for &seed in &self.seeds {
                 let mut overrides = Vec::new();

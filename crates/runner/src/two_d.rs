@@ -64,7 +64,24 @@ impl Model {
 }
 
 fn build_model(exp: &Experiment2d, device: &Device) -> Result<Model> {
-    let store = ParamStore::new(exp.seed);
+    build_model_on(exp, ParamStore::new(exp.seed), device)
+}
+
+/// The flow distribution of a finished 2-D run, from its `final.safetensors`.
+pub fn load_distribution(
+    exp: &Experiment2d,
+    checkpoint: &std::path::Path,
+    device: &Device,
+) -> Result<FlowDistribution> {
+    let store = ParamStore::from_safetensors(checkpoint, DType::F32, device)?;
+    let model = build_model_on(exp, store, device)?;
+    model
+        .store
+        .check_complete(&checkpoint.display().to_string())?;
+    Ok(model.dist)
+}
+
+fn build_model_on(exp: &Experiment2d, store: ParamStore, device: &Device) -> Result<Model> {
     let vb = store.var_builder(DType::F32, device).pp("flow");
     let options = StackOptions {
         amortized_default: false,

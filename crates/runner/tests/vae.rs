@@ -91,6 +91,24 @@ fn a_two_epoch_run_lowers_the_elbo_and_repeats_exactly() {
         (nll_again - nll).abs() < 1e-9,
         "eval reproduces the NLL: {nll_again} vs {nll}"
     );
+    let codes = dir.path().join("codes.csv");
+    let rows = flowvae_runner::transform::transform(
+        &a,
+        flowvae_runner::transform::Input::Split("val"),
+        &codes,
+        false,
+        0,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&codes).unwrap();
+    assert_eq!(rows, 200);
+    assert!(
+        text.starts_with("z0_0,z0_1,z0_2,z0_3,zK_0"),
+        "{}",
+        &text[..40]
+    );
+    assert_eq!(text.lines().count(), 201);
     let png = dir.path().join("grid.png");
     sample_run(&a, 9, 1, &png, &Device::Cpu).unwrap();
     assert!(std::fs::metadata(&png).unwrap().len() > 100);

@@ -1,0 +1,126 @@
+//! A local sweep: 2 flow stacks × 2 seeds in 2 processes, ending in mean ± std; and the
+//! Slurm scripts it would submit.
+
+use std::process::Command;
+
+const BASE: &str = "name: base\nseed: 0\ndata:\n  source: digits\nmodel:\n  latent: 4\n  encoder: {hidden: [32]}\n  decoder: {hidden: [32]}\ntrain:\n  epochs: 2\n  batch_size: 100\neval:\n  nll_samples: 20\n  nll_chunk: 20\n  nll_batch: 100\n";
+const SWEEP: &str = "name: tiny_sweep\nbase: base.yaml\ngrid:\n  flow:\n    - []\n    - [{planar: {k: 2}}]\nseeds: [0, 1]\n";
+
+#[test]
+fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("base.yaml"), BASE).unwrap();
+    let sweep = dir.path().join("sweep.yaml");
+    std::fs::write(&sweep, SWEEP).unwrap();
+    let results = dir.path().join("results");
+    let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+        .args([
+            "sweep",
+            sweep.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--results",
+            results.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("flow=[]") && stdout.contains("flow=[{planar:{k:2}}]"),
+        "{stdout}"
+    );
+    assert!(stdout.matches(" ± ").count() >= 4, "{stdout}");
+    assert!(stdout.contains("| 2 |"), "two seeds per row: {stdout}");
+    let sweep_dir = std::fs::read_dir(results.join("tiny_sweep"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for point in ["p00-seed0", "p00-seed1", "p01-seed0", "p01-seed1"] {
+        assert!(
+            sweep_dir.join(point).join("summary.json").is_file(),
+            "{point} did not finish"
+        );
+        assert!(sweep_dir.join(format!("{point}.log")).is_file());
+    }
+    assert!(sweep_dir.join("comparison.md").is_file());
+}
+
+#[test]
+fn the_slurm_mode_writes_an_array_and_a_dependent_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("base.yaml"), BASE).unwrap();
+    let sweep = dir.path().join("sweep.yaml");
+    std::fs::write(&sweep, SWEEP).unwrap();
+    let results = dir.path().join("results");
+    let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+        .args([
+            "sweep",
+            sweep.to_str().unwrap(),
+            "--slurm",
+            "--results",
+            results.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sweep_dir = std::fs::read_dir(results.join("tiny_sweep"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let array = std::fs::read_to_string(sweep_dir.join("sweep.sbatch")).unwrap();
+    assert!(
+        array.contains("#SBATCH --array=0-3") && array.contains("--index \"$SLURM_ARRAY_TASK_ID\""),
+        "{array}"
+    );
+    let submit = std::fs::read_to_string(sweep_dir.join("submit.sh")).unwrap();
+    assert!(submit.contains("--dependency=afterok:"), "{submit}");
+    let compare = std::fs::read_to_string(sweep_dir.join("compare.sbatch")).unwrap();
+    assert!(compare.contains("sweep-summary"), "{compare}");
+    // What one array task runs works here too.
+    let task = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+        .args([
+            "run",
+            "--sweep",
+            sweep.to_str().unwrap(),
+            "--index",
+            "3",
+            "--sweep-dir",
+            sweep_dir.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        task.status.success(),
+        "{}",
+        String::from_utf8_lossy(&task.stderr)
+    );
+    assert!(sweep_dir.join("p01-seed1/summary.json").is_file());
+    let bad = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+        .args([
+            "run",
+            "--sweep",
+            sweep.to_str().unwrap(),
+            "--index",
+            "9",
+            "--sweep-dir",
+            sweep_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("out of range"));
+}

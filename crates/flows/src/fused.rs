@@ -1,0 +1,23 @@
+//! Switches for the fused CPU kernels (fused planar stack, BCE with logits, in-place Adam).
+//!
+//! All are on by default. `FLOWVAE_UNFUSED` turns some off for A/B measurements and
+//! debugging: a comma-separated list of `planar`, `bce`, `adam`, or `all`. It is read once.
+
+use std::sync::OnceLock;
+
+fn disabled() -> &'static Vec<String> {
+    static DISABLED: OnceLock<Vec<String>> = OnceLock::new();
+    DISABLED.get_or_init(|| {
+        std::env::var("FLOWVAE_UNFUSED")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+}
+
+/// Whether the fused kernel `name` (`planar`, `bce`, `adam`) may be used.
+pub fn enabled(name: &str) -> bool {
+    !disabled().iter().any(|d| d == name || d == "all")
+}

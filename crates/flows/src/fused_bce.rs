@@ -1,0 +1,164 @@
+//! Row sums of the stable BCE with logits as one candle custom op with its own backward (CPU).
+//!
+//! `Σ_j max(l, 0) − l·t + log(1 + exp(−|l|))` per row, the formula of
+//! [`crate::stable::bce_with_logits`], without its eleven intermediate `(B, N)` tensors;
+//! the backward is `(σ(l) − t)·g` for the logits and `−l·g` for the targets.
+
+use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType};
+
+use crate::fused::enabled;
+use crate::stable::bce_with_logits;
+
+/// `logits`, `targets` `(B, N)` → `Σ_j bce(l_bj, t_bj)`, `(B,)`; fused on the CPU for f32 /
+/// f64, the composition of plain ops elsewhere.
+pub fn bce_with_logits_sum(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let fusable = enabled("bce")
+        && logits.device().is_cpu()
+        && matches!(logits.dtype(), DType::F32 | DType::F64)
+        && logits.dtype() == targets.dtype()
+        && logits.shape() == targets.shape()
+        && logits.rank() == 2;
+    if !fusable {
+        return bce_with_logits(logits, targets)?.sum(1);
+    }
+    logits
+        .contiguous()?
+        .apply_op2(&targets.contiguous()?, BceSum)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BceSum;
+
+/// `d(Σ bce)/dl` or `d(Σ bce)/dt`, scaled per row by `g`.
+#[derive(Debug, Clone, Copy)]
+struct BceGrad {
+    wrt_logits: bool,
+}
+
+fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => bail!("fused bce: non-contiguous input"),
+    }
+}
+
+macro_rules! bce_rows {
+    ($t:ty, $l:expr, $x:expr, $n:expr) => {{
+        $l.chunks_exact($n)
+            .zip($x.chunks_exact($n))
+            .map(|(l, x)| {
+                let mut acc = 0.0f64;
+                for (&l, &x) in l.iter().zip(x) {
+                    let v: $t = l.max(0.0) - l * x + (-l.abs()).exp().ln_1p();
+                    acc += v as f64;
+                }
+                acc as $t
+            })
+            .collect::<Vec<$t>>()
+    }};
+}
+
+macro_rules! bce_grad {
+    ($t:ty, $wrt_logits:expr, $l:expr, $x:expr, $g:expr, $n:expr) => {{
+        let mut out = Vec::<$t>::with_capacity($l.len());
+        for ((l, x), &g) in $l.chunks_exact($n).zip($x.chunks_exact($n)).zip($g) {
+            if $wrt_logits {
+                out.extend(l.iter().zip(x).map(|(&l, &x)| {
+                    let s = if l >= 0.0 {
+                        1.0 / (1.0 + (-l).exp())
+                    } else {
+                        let e = l.exp();
+                        e / (1.0 + e)
+                    };
+                    (s - x) * g
+                }));
+            } else {
+                out.extend(l.iter().map(|&l| -l * g));
+            }
+        }
+        out
+    }};
+}
+
+impl CustomOp2 for BceSum {
+    fn name(&self) -> &'static str {
+        "fused-bce-with-logits-sum"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, n) = l1.shape().dims2()?;
+        let out = match (s1, s2) {
+            (CpuStorage::F32(l), CpuStorage::F32(x)) => {
+                CpuStorage::F32(bce_rows!(f32, slice(l, l1)?, slice(x, l2)?, n))
+            }
+            (CpuStorage::F64(l), CpuStorage::F64(x)) => {
+                CpuStorage::F64(bce_rows!(f64, slice(l, l1)?, slice(x, l2)?, n))
+            }
+            _ => bail!("{}: f32 or f64 inputs of one dtype expected", self.name()),
+        };
+        Ok((out, Shape::from(rows)))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let of = |wrt_logits| -> Result<Tensor> {
+            logits.apply_op2_no_bwd(targets, &BceGradArgs { grad: &grad, wrt_logits })
+        };
+        let grad_logits = of(true)?;
+        let grad_targets = if targets.track_op() {
+            Some(of(false)?)
+        } else {
+            None
+        };
+        Ok((Some(grad_logits), grad_targets))
+    }
+}
+
+/// [`BceGrad`] with the row gradients it scales by, `(B,)`.
+struct BceGradArgs<'a> {
+    grad: &'a Tensor,
+    wrt_logits: bool,
+}
+
+impl CustomOp2 for BceGradArgs<'_> {
+    fn name(&self) -> &'static str {
+        "fused-bce-with-logits-sum-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, n) = l1.shape().dims2()?;
+        let _ = BceGrad {
+            wrt_logits: self.wrt_logits,
+        };
+        let out = match (s1, s2) {
+            (CpuStorage::F32(l), CpuStorage::F32(x)) => {
+                let g: Vec<f32> = self.grad.to_vec1()?;
+                CpuStorage::F32(bce_grad!(f32, self.wrt_logits, slice(l, l1)?, slice(x, l2)?, &g, n))
+            }
+            (CpuStorage::F64(l), CpuStorage::F64(x)) => {
+                let g: Vec<f64> = self.grad.to_vec1()?;
+                CpuStorage::F64(bce_grad!(f64, self.wrt_logits, slice(l, l1)?, slice(x, l2)?, &g, n))
+            }
+            _ => bail!("{}: f32 or f64 inputs of one dtype expected", self.name()),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}

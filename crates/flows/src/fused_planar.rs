@@ -1,0 +1,273 @@
+//! A stack of `K` amortized planar layers as one candle custom op with its own backward (CPU).
+//!
+//! Per row, layer `k` reads `[u (D), w (D), b (1)]` at columns `k(2D+1)…` of the parameters,
+//! exactly as [`crate::Composed`] slices them for [`crate::planar::Planar`]; it applies
+//! `û = u + (m(wᵀu) − wᵀu) w/‖w‖²`, `m(a) = −1 + softplus(a)`, `z ← z + û tanh(wᵀz + b)` and
+//! adds `log|1 + (1 − tanh²) wᵀû|` with `wᵀû = m`. Arithmetic is in f64 whatever the dtype.
+//!
+//! The unfused composition of [`crate::planar::Planar`] layers stays the reference and the
+//! path on other devices; `tests/fused_ops.rs` checks values and gradients against it.
+
+use candle_core::{
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
+};
+
+use crate::fused::enabled;
+
+/// Whether the fused stack may run for `z` `(B, D)` and `params` `(B, K(2D+1))`.
+pub fn applicable(z: &Tensor, params: &Tensor) -> bool {
+    enabled("planar")
+        && z.device().is_cpu()
+        && params.device().is_cpu()
+        && matches!(z.dtype(), DType::F32 | DType::F64)
+        && z.dtype() == params.dtype()
+}
+
+/// `z₀` `(B, D)`, `params` `(B, K(2D+1))` → `(z_K (B, D), Σ_k log|det J_k| (B,))`.
+pub fn planar_stack(z: &Tensor, params: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (b, d) = z.dims2()?;
+    let (pb, p) = params.dims2()?;
+    if pb != b || p % (2 * d + 1) != 0 {
+        bail!(
+            "fused planar: z {:?} and params {:?} disagree",
+            z.dims(),
+            params.dims()
+        );
+    }
+    let out = z
+        .contiguous()?
+        .apply_op2(&params.contiguous()?, PlanarStack { d })?;
+    Ok((out.narrow(1, 0, d)?, out.narrow(1, d, 1)?.squeeze(1)?))
+}
+
+/// Forward op: output `(B, D + 1)`, `z_K` then the summed log-det.
+#[derive(Debug, Clone, Copy)]
+struct PlanarStack {
+    d: usize,
+}
+
+/// Backward op: inputs `z₀`, params, grad of the output; output `(B, D + P)`.
+#[derive(Debug, Clone, Copy)]
+struct PlanarStackGrad {
+    d: usize,
+}
+
+fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// One layer's derived quantities for a row.
+struct Layer {
+    /// `(m − wᵀu)/‖w‖²`.
+    c: f64,
+    wu: f64,
+    wn: f64,
+    m: f64,
+}
+
+fn layer(u: &[f64], w: &[f64]) -> Layer {
+    let wu = dot(w, u);
+    let wn = dot(w, w);
+    let m = softplus(wu) - 1.0;
+    Layer {
+        c: (m - wu) / wn,
+        wu,
+        wn,
+        m,
+    }
+}
+
+/// Runs one row forward; `zs` receives `z₀ … z_{K−1}` (K·D) when given. Returns the log-det.
+fn row_forward(z: &mut [f64], p: &[f64], d: usize, mut zs: Option<&mut [f64]>) -> f64 {
+    let mut log_det = 0.0;
+    for (k, block) in p.chunks_exact(2 * d + 1).enumerate() {
+        if let Some(zs) = zs.as_deref_mut() {
+            zs[k * d..(k + 1) * d].copy_from_slice(z);
+        }
+        let (u, w, b) = (&block[..d], &block[d..2 * d], block[2 * d]);
+        let l = layer(u, w);
+        let h = (dot(w, z) + b).tanh();
+        z.iter_mut()
+            .zip(u.iter().zip(w))
+            .for_each(|(z, (u, w))| *z += (u + l.c * w) * h);
+        log_det += (1.0 + (1.0 - h * h) * l.m).abs().ln();
+    }
+    log_det
+}
+
+/// Backward of one row: `gz` (D) in: grad of `z_K`, out: grad of `z₀`; `gp` (P) out.
+fn row_backward(z0: &[f64], p: &[f64], d: usize, gz: &mut [f64], gl: f64, gp: &mut [f64]) {
+    let k_layers = p.len() / (2 * d + 1);
+    let mut zs = vec![0.0; k_layers * d];
+    let mut z = z0.to_vec();
+    row_forward(&mut z, p, d, Some(&mut zs));
+    let mut u_hat = vec![0.0; d];
+    for k in (0..k_layers).rev() {
+        let block = &p[k * (2 * d + 1)..(k + 1) * (2 * d + 1)];
+        let (u, w, b) = (&block[..d], &block[d..2 * d], block[2 * d]);
+        let z = &zs[k * d..(k + 1) * d];
+        let l = layer(u, w);
+        u_hat
+            .iter_mut()
+            .zip(u.iter().zip(w))
+            .for_each(|(uh, (u, w))| *uh = u + l.c * w);
+        let h = (dot(w, z) + b).tanh();
+        let dh = 1.0 - h * h;
+        let s = 1.0 + dh * l.m;
+        let gh = dot(gz, &u_hat) + gl * (-2.0 * h * l.m) / s;
+        let ga = gh * dh;
+        // û = u + c w, c = (m − wᵀu)/‖w‖², m = softplus(wᵀu) − 1; grad of û is gz·h.
+        let gc = h * dot(gz, w);
+        let gm = gl * dh / s + gc / l.wn;
+        let gwu = gm * sigmoid(l.wu) - gc / l.wn;
+        let gwn = -gc * l.c / l.wn;
+        let g = &mut gp[k * (2 * d + 1)..(k + 1) * (2 * d + 1)];
+        for i in 0..d {
+            let guh = gz[i] * h;
+            g[i] = guh + gwu * w[i];
+            g[d + i] = l.c * guh + ga * z[i] + gwu * u[i] + 2.0 * gwn * w[i];
+        }
+        g[2 * d] = ga;
+        gz.iter_mut().zip(w).for_each(|(gz, w)| *gz += ga * w);
+    }
+}
+
+fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout, name: &str) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => bail!("{name}: non-contiguous input"),
+    }
+}
+
+fn to_f64<T: WithDType>(s: &[T]) -> Vec<f64> {
+    s.iter().map(|v| v.to_f64()).collect()
+}
+
+fn forward_impl<T: WithDType>(z: &[T], p: &[T], d: usize) -> Vec<T> {
+    let rows = z.len() / d;
+    let width = p.len() / rows.max(1);
+    let mut out = Vec::with_capacity(rows * (d + 1));
+    let mut zr = vec![0.0; d];
+    for r in 0..rows {
+        zr.iter_mut()
+            .zip(&z[r * d..(r + 1) * d])
+            .for_each(|(a, b)| *a = b.to_f64());
+        let pr = to_f64(&p[r * width..(r + 1) * width]);
+        let log_det = row_forward(&mut zr, &pr, d, None);
+        out.extend(zr.iter().map(|&v| T::from_f64(v)));
+        out.push(T::from_f64(log_det));
+    }
+    out
+}
+
+fn backward_impl<T: WithDType>(z: &[T], p: &[T], g: &[T], d: usize) -> Vec<T> {
+    let rows = z.len() / d;
+    let width = p.len() / rows.max(1);
+    let mut out = Vec::with_capacity(rows * (d + width));
+    let mut gp = vec![0.0; width];
+    for r in 0..rows {
+        let z0 = to_f64(&z[r * d..(r + 1) * d]);
+        let pr = to_f64(&p[r * width..(r + 1) * width]);
+        let gr = &g[r * (d + 1)..(r + 1) * (d + 1)];
+        let mut gz = to_f64(&gr[..d]);
+        row_backward(&z0, &pr, d, &mut gz, gr[d].to_f64(), &mut gp);
+        out.extend(gz.iter().chain(&gp).map(|&v| T::from_f64(v)));
+    }
+    out
+}
+
+impl CustomOp2 for PlanarStack {
+    fn name(&self) -> &'static str {
+        "fused-planar-stack"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (d, name) = (self.d, self.name());
+        let rows = l1.shape().dims()[0];
+        let out = match (s1, s2) {
+            (CpuStorage::F32(z), CpuStorage::F32(p)) => {
+                CpuStorage::F32(forward_impl(slice(z, l1, name)?, slice(p, l2, name)?, d))
+            }
+            (CpuStorage::F64(z), CpuStorage::F64(p)) => {
+                CpuStorage::F64(forward_impl(slice(z, l1, name)?, slice(p, l2, name)?, d))
+            }
+            _ => bail!("{name}: f32 or f64 inputs of one dtype expected"),
+        };
+        Ok((out, Shape::from((rows, d + 1))))
+    }
+
+    fn bwd(
+        &self,
+        z: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let both = z.apply_op3_no_bwd(params, &grad, &PlanarStackGrad { d: self.d })?;
+        let p = params.dim(1)?;
+        Ok((
+            Some(both.narrow(1, 0, self.d)?),
+            Some(both.narrow(1, self.d, p)?),
+        ))
+    }
+}
+
+impl CustomOp3 for PlanarStackGrad {
+    fn name(&self) -> &'static str {
+        "fused-planar-stack-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (d, name) = (self.d, self.name());
+        let rows = l1.shape().dims()[0];
+        let p = l2.shape().dims()[1];
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(z), CpuStorage::F32(pr), CpuStorage::F32(g)) => {
+                let (z, pr, g) = (
+                    slice(z, l1, name)?,
+                    slice(pr, l2, name)?,
+                    slice(g, l3, name)?,
+                );
+                CpuStorage::F32(backward_impl(z, pr, g, d))
+            }
+            (CpuStorage::F64(z), CpuStorage::F64(pr), CpuStorage::F64(g)) => {
+                let (z, pr, g) = (
+                    slice(z, l1, name)?,
+                    slice(pr, l2, name)?,
+                    slice(g, l3, name)?,
+                );
+                CpuStorage::F64(backward_impl(z, pr, g, d))
+            }
+            _ => bail!("{name}: f32 or f64 inputs of one dtype expected"),
+        };
+        Ok((out, Shape::from((rows, d + p))))
+    }
+}

@@ -1,0 +1,181 @@
+//! `flowvae transform`: pushes data through a trained model and writes the codes to CSV.
+//! For a Flow-VAE, `z₀` (the encoder's Gaussian) and `z_K` (after the flow); for a 2-D
+//! density-estimation run, the base-space point `z = f⁻¹(x)` and the round trip `f(z)`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use flowvae_flows::rng::{seeded, standard_normal};
+use flowvae_flows::Conditioning;
+
+use crate::error::{Result, RunnerError};
+use crate::experiment::{Experiment, Target2d};
+use crate::run_dir::write_atomic;
+use crate::vae_data::load_splits;
+use crate::vae_eval::load_run;
+
+/// Which rows to transform.
+#[derive(Debug, Clone)]
+pub enum Input<'a> {
+    /// A CSV file of numbers, one data point per row (no header, or a header of names).
+    Csv(&'a Path),
+    /// A split of the run's own data: `train`, `val` or `test`.
+    Split(&'a str),
+}
+
+/// Reads a CSV of numbers with `width` columns; errors name the file and line.
+pub fn read_csv(path: &Path, width: usize) -> Result<Vec<f32>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| RunnerError::io(path, "cannot read", e))?;
+    let mut values = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let parsed: std::result::Result<Vec<f32>, _> =
+            fields.iter().map(|f| f.parse::<f32>()).collect();
+        let bad = |message: String| RunnerError::Config {
+            file: path.into(),
+            location: Some((i + 1, 1)),
+            message,
+        };
+        match parsed {
+            Ok(row) if row.len() == width => {
+                if let Some(v) = row.iter().find(|v| !v.is_finite()) {
+                    return Err(bad(format!("non-finite value {v}")));
+                }
+                values.extend(row);
+            }
+            Ok(row) => return Err(bad(format!("{} values, expected {width}", row.len()))),
+            Err(_) if i == 0 => continue, // a header
+            Err(e) => return Err(bad(format!("not a number: {e}"))),
+        }
+    }
+    if values.is_empty() {
+        return Err(RunnerError::Config {
+            file: path.into(),
+            location: None,
+            message: "no data rows".into(),
+        });
+    }
+    Ok(values)
+}
+
+fn header(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn write_rows(out: &Path, columns: &[String], blocks: &[Vec<Vec<f32>>]) -> Result<usize> {
+    let mut text = columns.join(",");
+    text.push('\n');
+    let rows = blocks.first().map_or(0, Vec::len);
+    for r in 0..rows {
+        let cells: Vec<String> = blocks
+            .iter()
+            .flat_map(|b| b[r].iter().map(|v| v.to_string()))
+            .collect();
+        let _ = writeln!(text, "{}", cells.join(","));
+    }
+    write_atomic(out, text.as_bytes())?;
+    Ok(rows)
+}
+
+/// Transforms `input` with the model of `run` and writes `out`; returns the number of rows.
+/// `sample` draws `z₀` from q₀ (seeded) instead of taking its mean.
+pub fn transform(
+    run: &Path,
+    input: Input<'_>,
+    out: &Path,
+    sample: bool,
+    seed: u64,
+    device: &Device,
+) -> Result<usize> {
+    let config = run.join("config.yaml");
+    match Experiment::load(&config)? {
+        Experiment::Vae(_) => {
+            let loaded = load_run(run, device)?;
+            let dim = loaded.model.input_dim();
+            let (values, n) = match input {
+                Input::Csv(path) => {
+                    let v = read_csv(path, dim)?;
+                    let n = v.len() / dim;
+                    (v, n)
+                }
+                Input::Split(name) => {
+                    let splits = load_splits(&loaded.exp.data, loaded.exp.seed)?;
+                    let ds = match name {
+                        "train" => splits.train,
+                        "val" => splits.val,
+                        "test" => splits.test,
+                        other => {
+                            return Err(RunnerError::Config {
+                                file: "--split".into(),
+                                location: None,
+                                message: format!("`{other}`: expected train, val or test"),
+                            })
+                        }
+                    };
+                    (ds.images, ds.n)
+                }
+            };
+            let x = Tensor::from_vec(values, (n, dim), device)?;
+            let model = &loaded.model;
+            let enc = model.encoder.forward(&x)?;
+            let eps = if sample {
+                standard_normal(
+                    &mut seeded(seed, "transform"),
+                    (n, model.latent()),
+                    DType::F32,
+                    device,
+                )?
+            } else {
+                enc.q0.mu.zeros_like()?
+            };
+            let z0 = enc.q0.rsample(&eps)?;
+            let (zk, log_q) = model.posterior_sample(&enc, &eps)?;
+            let z = model.latent();
+            let mut columns = header("z0_", z);
+            columns.extend(header("zK_", z));
+            columns.push("log_q".into());
+            let log_q: Vec<Vec<f32>> = log_q.unsqueeze(1)?.to_vec2()?;
+            write_rows(out, &columns, &[z0.to_vec2()?, zk.to_vec2()?, log_q])
+        }
+        Experiment::TwoD(exp) => {
+            let Target2d::Samples(toy) = exp.target else {
+                return Err(RunnerError::Config { file: config, location: None, message: "an energy-fitting run has no data to transform; use a density-estimation run".into() });
+            };
+            let dist = crate::two_d::load_distribution(
+                &exp,
+                &run.join("checkpoints/final.safetensors"),
+                device,
+            )?;
+            let values: Vec<f32> = match input {
+                Input::Csv(path) => read_csv(path, 2)?,
+                Input::Split(_) => toy
+                    .sample(1000, &mut seeded(seed, "transform"))
+                    .iter()
+                    .flat_map(|p| [p[0] as f32, p[1] as f32])
+                    .collect(),
+            };
+            let n = values.len() / 2;
+            let x = Tensor::from_vec(values, (n, 2), device)?;
+            let (z, _) = dist.flow().inverse(&x, Conditioning::none())?;
+            let (back, _) = dist.flow().forward(&z, Conditioning::none())?;
+            let log_p: Vec<Vec<f32>> = dist
+                .log_prob(&x, Conditioning::none())?
+                .unsqueeze(1)?
+                .to_vec2()?;
+            let columns: Vec<String> = ["x0", "x1", "z0", "z1", "x0_back", "x1_back", "log_p"]
+                .map(String::from)
+                .to_vec();
+            write_rows(
+                out,
+                &columns,
+                &[x.to_vec2()?, z.to_vec2()?, back.to_vec2()?, log_p],
+            )
+        }
+    }
+}
