@@ -186,7 +186,12 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // One line: candle may append a backtrace to its messages (RUST_BACKTRACE).
+            let message = format!("{err:#}");
+            eprintln!(
+                "error: {}",
+                message.lines().next().unwrap_or("unknown error")
+            );
             ExitCode::FAILURE
         }
     }

@@ -4,7 +4,9 @@
 //! [`crate::stable::bce_with_logits`], without its eleven intermediate `(B, N)` tensors;
 //! the backward is `(σ(l) − t)·g` for the logits and `−l·g` for the targets.
 
-use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
+};
 
 use crate::fused::enabled;
 use crate::stable::bce_with_logits;
@@ -114,7 +116,7 @@ impl CustomOp2 for BceSum {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let of = |wrt_logits| -> Result<Tensor> {
-            logits.apply_op2_no_bwd(targets, &BceGradArgs { grad: &grad, wrt_logits })
+            logits.apply_op3_no_bwd(targets, &grad, &BceGrad { wrt_logits })
         };
         let grad_logits = of(true)?;
         let grad_targets = if targets.track_op() {
@@ -126,13 +128,7 @@ impl CustomOp2 for BceSum {
     }
 }
 
-/// [`BceGrad`] with the row gradients it scales by, `(B,)`.
-struct BceGradArgs<'a> {
-    grad: &'a Tensor,
-    wrt_logits: bool,
-}
-
-impl CustomOp2 for BceGradArgs<'_> {
+impl CustomOp3 for BceGrad {
     fn name(&self) -> &'static str {
         "fused-bce-with-logits-sum-grad"
     }
@@ -143,19 +139,19 @@ impl CustomOp2 for BceGradArgs<'_> {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (_, n) = l1.shape().dims2()?;
-        let _ = BceGrad {
-            wrt_logits: self.wrt_logits,
-        };
-        let out = match (s1, s2) {
-            (CpuStorage::F32(l), CpuStorage::F32(x)) => {
-                let g: Vec<f32> = self.grad.to_vec1()?;
-                CpuStorage::F32(bce_grad!(f32, self.wrt_logits, slice(l, l1)?, slice(x, l2)?, &g, n))
+        let w = self.wrt_logits;
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(l), CpuStorage::F32(x), CpuStorage::F32(g)) => {
+                let (l, x, g) = (slice(l, l1)?, slice(x, l2)?, slice(g, l3)?);
+                CpuStorage::F32(bce_grad!(f32, w, l, x, g, n))
             }
-            (CpuStorage::F64(l), CpuStorage::F64(x)) => {
-                let g: Vec<f64> = self.grad.to_vec1()?;
-                CpuStorage::F64(bce_grad!(f64, self.wrt_logits, slice(l, l1)?, slice(x, l2)?, &g, n))
+            (CpuStorage::F64(l), CpuStorage::F64(x), CpuStorage::F64(g)) => {
+                let (l, x, g) = (slice(l, l1)?, slice(x, l2)?, slice(g, l3)?);
+                CpuStorage::F64(bce_grad!(f64, w, l, x, g, n))
             }
             _ => bail!("{}: f32 or f64 inputs of one dtype expected", self.name()),
         };

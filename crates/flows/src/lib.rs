@@ -31,6 +31,7 @@ pub mod elementwise;
 pub mod error;
 pub mod flow;
 pub mod fused;
+pub mod fused_bce;
 pub mod fused_planar;
 pub mod made;
 pub mod nn;

@@ -26,6 +26,8 @@ pub struct LoopState {
     pub best_epoch: usize,
     /// Training wall time so far, seconds.
     pub elapsed: f64,
+    /// Factor applied to the configured learning rate by NaN rollbacks (1 without).
+    pub lr_scale: f64,
 }
 
 /// A checkpoint read back.
@@ -81,6 +83,7 @@ pub fn save(
         ("best_val", state.best_val.to_string()),
         ("best_epoch", state.best_epoch.to_string()),
         ("elapsed", state.elapsed.to_string()),
+        ("lr_scale", state.lr_scale.to_string()),
         ("checksum", checksum(&tensors)?),
     ]
     .into_iter()
@@ -140,6 +143,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
         best_val: number("best_val")?,
         best_epoch: number("best_epoch")? as usize,
         elapsed: number("elapsed")?,
+        lr_scale: number("lr_scale").unwrap_or(1.0),
     };
     let mut checkpoint = Checkpoint {
         params: BTreeMap::new(),

@@ -27,8 +27,12 @@ pub enum RunnerError {
     #[error("{}: locked by another flowvae process ({holder}); remove the lock file only if that process is gone", path.display())]
     Locked { path: PathBuf, holder: String },
     /// Training produced a non-finite value.
-    #[error("non-finite {what} at step {step}; the last good parameters are kept")]
-    NonFinite { what: String, step: usize },
+    #[error("non-finite {what}")]
+    NonFinite {
+        what: String,
+        /// Optimizer step, or 0 where not meaningful.
+        step: usize,
+    },
     #[error(transparent)]
     Flow(#[from] flowvae_flows::FlowError),
     #[error(transparent)]

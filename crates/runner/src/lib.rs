@@ -11,7 +11,9 @@ pub mod checkpoint;
 pub mod compare;
 pub mod error;
 pub mod experiment;
+pub mod faults;
 pub mod metrics;
+pub mod nan_guard;
 pub mod optim;
 pub mod overrides;
 pub mod plot;
@@ -58,6 +60,10 @@ pub struct RunOptions {
 /// Returns the run folder.
 pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Result<PathBuf> {
     let experiment = Experiment::load_with(path, &options.overrides)?;
+    // Bad data files are reported before any run folder exists.
+    if let Experiment::Vae(exp) = &experiment {
+        vae_data::load_splits(&exp.data, exp.seed)?;
+    }
     let run = RunDir::create(
         &options.results_root,
         experiment.name(),

@@ -126,9 +126,10 @@ impl Optimizer {
     /// Global L2 norm of the gradients of our variables.
     pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
         let mut total = 0.0;
+        let fused = flowvae_flows::fused::enabled("adam");
         for var in &self.vars {
             if let Some(g) = grads.get(var.as_tensor()) {
-                if let Some(sum) = kernels::sum_squares(g) {
+                if let Some(sum) = kernels::sum_squares(g).filter(|_| fused) {
                     total += sum;
                     continue;
                 }
@@ -186,9 +187,10 @@ impl Optimizer {
             };
             let p = var.as_tensor();
             let same = |t: &Tensor| t.shape() == p.shape() && t.dtype() == p.dtype();
-            if [p, g, &self.first[i], &self.second[i]]
-                .iter()
-                .all(|t| kernels::fusable(t) && same(t))
+            if flowvae_flows::fused::enabled("adam")
+                && [p, g, &self.first[i], &self.second[i]]
+                    .iter()
+                    .all(|t| kernels::fusable(t) && same(t))
             {
                 // In place, one pass per tensor and no temporaries (CPU, f32 / f64).
                 let moment = |moment, beta| MomentUpdate { moment, beta, clip };

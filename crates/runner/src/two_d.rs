@@ -202,7 +202,7 @@ pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<serde
         let loss_value = mean_f64(&step_loss.loss)?;
         if !loss_value.is_finite() {
             return Err(RunnerError::NonFinite {
-                what: "loss".into(),
+                what: format!("loss at step {step}"),
                 step,
             });
         }

@@ -105,6 +105,24 @@ pub struct TrainVae {
     /// Early stopping: stop after this many epochs without a better validation −ELBO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patience: Option<NonZeroUsize>,
+    /// What to do when a loss or gradient is not finite.
+    #[serde(default)]
+    pub nan_policy: NanPolicy,
+}
+
+/// The reaction to a non-finite loss or gradient. Every case is logged with the epoch, the
+/// batch and the term or parameter; the last good checkpoint is never touched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum NanPolicy {
+    /// Stop the run with an error.
+    #[default]
+    Stop,
+    /// Skip the update of the offending batch, at most `max` times in the run.
+    Skip { max: usize },
+    /// Go back to the last checkpoint, multiply the learning rate by `lr_factor`, and redo
+    /// the epoch; at most `max` times in the run.
+    Rollback { lr_factor: f64, max: usize },
 }
 
 impl Default for TrainVae {
@@ -113,6 +131,7 @@ impl Default for TrainVae {
             epochs: default_epochs(),
             batch_size: default_batch(),
             patience: None,
+            nan_policy: NanPolicy::Stop,
         }
     }
 }

@@ -210,7 +210,12 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     let checkpoint = dir.join("checkpoints/best.safetensors");
     let store = ParamStore::from_safetensors(&checkpoint, DType::F32, device)?;
     let splits = load_splits(&exp.data, exp.seed)?;
-    let model = build_model(&exp, &store, splits.test.dim, device)?;
+    let model =
+        build_model(&exp, &store, splits.test.dim, device).map_err(|e| RunnerError::Config {
+            file: checkpoint.clone(),
+            location: None,
+            message: format!("does not fit the model of config.yaml: {e}"),
+        })?;
     store.check_complete(&checkpoint.display().to_string())?;
     Ok(LoadedRun { exp, store, model })
 }

@@ -12,7 +12,9 @@ use flowvae_vae::{bound_terms, warmup_beta, Bound, FlowVae};
 
 use crate::checkpoint::{self, LoopState};
 use crate::error::{Result, RunnerError};
+use crate::faults;
 use crate::metrics::MetricsWriter;
+use crate::nan_guard::{non_finite_parameter, non_finite_term, NanGuard, Reaction};
 use crate::optim::Optimizer;
 use crate::progress::Progress;
 use crate::run_dir::{write_atomic, RunDir};
@@ -119,6 +121,7 @@ fn fresh_start(exp: &ExperimentVae, input_dim: usize, device: &Device) -> Result
         best_val: f64::INFINITY,
         best_epoch: 0,
         elapsed: 0.0,
+        lr_scale: 1.0,
     };
     Ok(Start {
         store,
@@ -138,7 +141,8 @@ fn resumed_start(
     let store = ParamStore::from_tensors(ck.params.clone(), DType::F32)?;
     let model = build_model(exp, &store, input_dim, device)?;
     store.check_complete(&path.display().to_string())?;
-    let mut optimizer = Optimizer::new(store.vars(), exp.optimizer.clone())?;
+    let mut optimizer =
+        NanGuard::new(&exp.train.nan_policy, ck.state.lr_scale).optimizer(store.vars(), exp)?;
     ck.restore_optimizer(&mut optimizer, &store, path)?;
     tracing::info!(
         "resuming {} after epoch {}",
@@ -190,8 +194,10 @@ pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -
     };
     let mut progress = Progress::new("epochs", epochs as u64);
     let mut epochs_run = state.epochs_done;
+    let mut guard = NanGuard::new(&exp.train.nan_policy, state.lr_scale);
     let clock = |since: &Instant| state.elapsed + since.elapsed().as_secs_f64();
-    for epoch in state.epochs_done..epochs {
+    let mut epoch = state.epochs_done;
+    while epoch < epochs {
         if patience_over(epoch, best.1) {
             break;
         }
@@ -199,6 +205,7 @@ pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -
         let mut maker = BatchMaker::for_training(exp.data.binarization, exp.seed, epoch);
         let mut noise = seeded(exp.seed, &format!("noise-{epoch}"));
         let mut totals = Averages::default();
+        let mut rollback = false;
         for (step, idx) in batcher.epoch(epoch as u64).enumerate() {
             let x = maker.batch(train_set, &idx, device)?;
             let eps = standard_normal(
@@ -207,24 +214,62 @@ pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -
                 DType::F32,
                 device,
             )?;
-            let terms = bound_terms(&model, &x, &eps, exp.objective.bound, samples, beta)?;
+            let mut terms = bound_terms(&model, &x, &eps, exp.objective.bound, samples, beta)?;
+            if faults::nan_at(epoch, step) {
+                terms.reconstruction = (&terms.reconstruction * f64::NAN)?;
+                terms.objective = (&terms.objective + &terms.reconstruction)?;
+            }
             let loss = terms.objective.mean_all()?.neg()?;
             let loss_value: f64 = loss.to_dtype(DType::F64)?.to_scalar()?;
-            if !loss_value.is_finite() {
-                return Err(RunnerError::NonFinite {
-                    what: format!("loss (epoch {epoch}, batch {step})"),
-                    step,
-                });
-            }
+            let fault = if loss_value.is_finite() {
+                None
+            } else {
+                Some(format!("loss ({})", non_finite_term(&terms)?))
+            };
             // Created after the first forward so data-dependent initialisations exist.
             let opt = match optimizer.as_mut() {
                 Some(o) => o,
-                None => optimizer.insert(Optimizer::new(store.vars(), exp.optimizer.clone())?),
+                None => optimizer.insert(guard.optimizer(store.vars(), exp)?),
             };
-            opt.step(&loss.backward()?)?;
+            let fault = match fault {
+                Some(f) => Some(f),
+                None => {
+                    let grads = loss.backward()?;
+                    match opt.step(&grads) {
+                        Ok(()) => None,
+                        Err(RunnerError::NonFinite { .. }) => Some(format!(
+                            "gradient of {}",
+                            non_finite_parameter(&store, &grads)?
+                        )),
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            if let Some(what) = fault {
+                let at = format!("{what} at epoch {epoch}, batch {step}");
+                match guard.react(&at, run)? {
+                    Reaction::Skip => continue,
+                    Reaction::Rollback => {
+                        rollback = true;
+                        break;
+                    }
+                }
+            }
             totals.neg_elbo += sum_f64(&terms.neg_elbo)?;
             totals.recon += sum_f64(&terms.reconstruction)?;
             totals.kl += sum_f64(&terms.kl)?;
+        }
+        if rollback {
+            let ck = checkpoint::load(&last_path, device)?;
+            for (name, var) in store.named_vars() {
+                var.set(&ck.params[&name])?;
+            }
+            let mut opt = guard.optimizer(store.vars(), exp)?;
+            ck.restore_optimizer(&mut opt, &store, &last_path)?;
+            optimizer = Some(opt);
+            epoch = ck.state.epochs_done;
+            best = (ck.state.best_val, ck.state.best_epoch);
+            continue;
         }
         let seen = batcher.items_per_epoch().max(1) as f64;
         let val = evaluate_elbo(&model, &splits.val, 500, exp.seed, "val", device)?;
@@ -250,6 +295,7 @@ pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -
             best_val: best.0,
             best_epoch: best.1,
             elapsed: clock(&started),
+            lr_scale: guard.lr_scale,
         };
         checkpoint::save(&last_path, &store, optimizer.as_ref(), &loop_state)?;
         epochs_run = epoch + 1;
@@ -259,6 +305,7 @@ pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -
             totals.neg_elbo / seen,
             val.neg_elbo
         ));
+        epoch += 1;
     }
     progress.finish();
     if patience_over(epochs_run, best.1) {

@@ -3,8 +3,8 @@
 use candle_core::Tensor;
 use candle_nn::{Init, VarBuilder};
 use flowvae_flows::base::LOG_2PI;
+use flowvae_flows::fused_bce::bce_with_logits_sum;
 use flowvae_flows::nn::Linear;
-use flowvae_flows::stable::bce_with_logits;
 use flowvae_flows::Result;
 
 use crate::config::{DecoderConfig, Likelihood};
@@ -61,7 +61,7 @@ impl Decoder {
                     .affine(1.0, -0.5 * LOG_2PI)?;
                 Ok(per_pixel.sum(1)?)
             }
-            _ => Ok(bce_with_logits(&out, x)?.sum(1)?.neg()?),
+            _ => Ok(bce_with_logits_sum(&out, x)?.neg()?),
         }
     }
 
