@@ -71,6 +71,45 @@ impl Default for DecoderConfig {
     }
 }
 
+/// The network family of encoder and decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// Dense layers, sized by `encoder.hidden` and `decoder.hidden`.
+    #[default]
+    Mlp,
+    /// Gated convolutions of the Sylvester-flows paper, sized by `conv`.
+    GatedConv,
+}
+
+fn default_channels() -> usize {
+    32
+}
+fn default_features() -> usize {
+    256
+}
+
+/// Sizes of the gated convolutional networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvConfig {
+    /// Base channel count `c`: layers use c, c, 2c, 2c, 2c (32 in the paper).
+    #[serde(default = "default_channels")]
+    pub channels: usize,
+    /// Width of the encoder's output features (256 in the paper).
+    #[serde(default = "default_features")]
+    pub features: usize,
+}
+
+impl Default for ConvConfig {
+    fn default() -> Self {
+        Self {
+            channels: default_channels(),
+            features: default_features(),
+        }
+    }
+}
+
 fn default_latent() -> usize {
     40
 }
@@ -83,6 +122,11 @@ pub struct ModelConfig {
     #[serde(default = "default_latent")]
     pub latent: usize,
     #[serde(default)]
+    pub architecture: Architecture,
+    /// Sizes of the gated convolutional networks (`architecture: gated_conv`).
+    #[serde(default)]
+    pub conv: ConvConfig,
+    #[serde(default)]
     pub encoder: EncoderConfig,
     #[serde(default)]
     pub decoder: DecoderConfig,
@@ -92,6 +136,8 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             latent: default_latent(),
+            architecture: Architecture::Mlp,
+            conv: ConvConfig::default(),
             encoder: EncoderConfig::default(),
             decoder: DecoderConfig::default(),
         }

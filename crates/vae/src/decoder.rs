@@ -7,14 +7,22 @@ use flowvae_flows::fused_bce::bce_with_logits_sum;
 use flowvae_flows::nn::Linear;
 use flowvae_flows::Result;
 
-use crate::config::{DecoderConfig, Likelihood};
+use crate::config::{ConvConfig, DecoderConfig, Likelihood};
+use crate::conv::ConvDecoder;
 use crate::dense::DenseStack;
 
-/// MLP `z → hidden → D_x` read as Bernoulli logits or Gaussian means.
+/// What maps `z` to the decoder's raw output `(B, D_x)`.
+#[derive(Debug)]
+enum DecoderBody {
+    Dense(DenseStack, Linear),
+    Conv(ConvDecoder),
+}
+
+/// A network `z → D_x` (MLP or gated transposed convolutions) read as Bernoulli logits or
+/// Gaussian means.
 #[derive(Debug)]
 pub struct Decoder {
-    body: DenseStack,
-    out: Linear,
+    body: DecoderBody,
     likelihood: Likelihood,
     /// Gaussian: learned per-pixel `log σ`, `(1, D_x)`.
     log_scale: Option<Tensor>,
@@ -30,6 +38,27 @@ impl Decoder {
     ) -> Result<Self> {
         let body = DenseStack::new(&vb, latent, &config.hidden, config.activation, config.gated)?;
         let out = Linear::new(vb.pp("out"), body.output_width(), output_dim)?;
+        Self::with_body(vb, DecoderBody::Dense(body, out), config, output_dim)
+    }
+
+    /// A gated convolutional decoder for square images.
+    pub fn gated_conv(
+        vb: VarBuilder,
+        config: &DecoderConfig,
+        conv: &ConvConfig,
+        latent: usize,
+        output_dim: usize,
+    ) -> Result<Self> {
+        let body = DecoderBody::Conv(ConvDecoder::new(&vb, conv, latent, output_dim)?);
+        Self::with_body(vb, body, config, output_dim)
+    }
+
+    fn with_body(
+        vb: VarBuilder,
+        body: DecoderBody,
+        config: &DecoderConfig,
+        output_dim: usize,
+    ) -> Result<Self> {
         let log_scale = match config.likelihood {
             Likelihood::Gaussian => {
                 Some(vb.get_with_hints((1, output_dim), "log_scale", Init::Const(-1.0))?)
@@ -38,7 +67,6 @@ impl Decoder {
         };
         Ok(Self {
             body,
-            out,
             likelihood: config.likelihood,
             log_scale,
         })
@@ -46,7 +74,10 @@ impl Decoder {
 
     /// The decoder's raw output `(B, D_x)`: logits (Bernoulli) or means (Gaussian).
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
-        self.out.forward(&self.body.forward(z)?)
+        match &self.body {
+            DecoderBody::Dense(body, out) => out.forward(&body.forward(z)?),
+            DecoderBody::Conv(conv) => conv.forward(z),
+        }
     }
 
     /// `log p(x|z)` summed over pixels: `x (B, D_x)`, `z (B, z) → (B,)`.

@@ -6,6 +6,7 @@ use flowvae_flows::nn::Linear;
 use flowvae_flows::{DiagGaussian, Result};
 
 use crate::config::EncoderConfig;
+use crate::conv::ConvEncoder;
 use crate::dense::DenseStack;
 
 /// What the encoder gives the posterior for a batch.
@@ -19,11 +20,34 @@ pub struct EncoderOutput {
     pub context: Option<Tensor>,
 }
 
-/// MLP body with heads sized by the flow stack: μ, log σ² `(z)`, flow parameters `(P)`,
-/// context `(C)`.
+/// The part of an encoder before its heads: `(B, D_x) → (B, H)`.
+#[derive(Debug)]
+pub enum EncoderBody {
+    Dense(DenseStack),
+    Conv(ConvEncoder),
+}
+
+impl EncoderBody {
+    fn output_width(&self) -> usize {
+        match self {
+            Self::Dense(d) => d.output_width(),
+            Self::Conv(c) => c.output_width(),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Dense(d) => d.forward(x),
+            Self::Conv(c) => c.forward(x),
+        }
+    }
+}
+
+/// A body (MLP or gated convolutions) with heads sized by the flow stack: μ, log σ² `(z)`,
+/// flow parameters `(P)`, context `(C)`.
 #[derive(Debug)]
 pub struct Encoder {
-    body: DenseStack,
+    body: EncoderBody,
     mu: Linear,
     log_var: Linear,
     flow_params: Option<Linear>,
@@ -40,13 +64,24 @@ impl Encoder {
         flow_params: usize,
         context: usize,
     ) -> Result<Self> {
-        let body = DenseStack::new(
+        let body = EncoderBody::Dense(DenseStack::new(
             &vb,
             input_dim,
             &config.hidden,
             config.activation,
             config.gated,
-        )?;
+        )?);
+        Self::with_body(vb, body, latent, flow_params, context)
+    }
+
+    /// An encoder on a given body (see [`crate::conv::ConvEncoder`] for the gated one).
+    pub fn with_body(
+        vb: VarBuilder,
+        body: EncoderBody,
+        latent: usize,
+        flow_params: usize,
+        context: usize,
+    ) -> Result<Self> {
         let h = body.output_width();
         let head = |name: &str, width: usize| -> Result<Option<Linear>> {
             if width == 0 {

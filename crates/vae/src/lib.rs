@@ -12,6 +12,7 @@
 //!   per image, samples in chunks, f64 accumulation.
 
 pub mod config;
+pub mod conv;
 pub mod decoder;
 pub mod dense;
 pub mod encoder;
@@ -19,7 +20,7 @@ pub mod model;
 pub mod nll;
 pub mod objective;
 
-pub use config::{DecoderConfig, EncoderConfig, Likelihood, ModelConfig};
+pub use config::{Architecture, ConvConfig, DecoderConfig, EncoderConfig, Likelihood, ModelConfig};
 pub use model::{FlowVae, SampleTerms};
 pub use nll::log_likelihood;
 pub use objective::{bound_terms, warmup_beta, Bound, BoundTerms};

@@ -6,9 +6,10 @@ use flowvae_flows::{
     Result, StackOptions,
 };
 
-use crate::config::ModelConfig;
+use crate::config::{Architecture, ModelConfig};
+use crate::conv::ConvEncoder;
 use crate::decoder::Decoder;
-use crate::encoder::{Encoder, EncoderOutput};
+use crate::encoder::{Encoder, EncoderBody, EncoderOutput};
 
 /// Per-sample terms of one posterior draw, each `(N,)` for `N` rows of `(x, ε)`.
 #[derive(Debug, Clone)]
@@ -64,15 +65,34 @@ impl FlowVae {
             seed,
         };
         let stack = build_stack(flow, config.latent, store, vb.pp("flow"), options)?;
-        let encoder = Encoder::new(
-            vb.pp("encoder"),
-            &config.encoder,
-            input_dim,
-            config.latent,
-            stack.num_amortized_params(),
-            stack.context_dim(),
-        )?;
-        let decoder = Decoder::new(vb.pp("decoder"), &config.decoder, config.latent, input_dim)?;
+        let (p, c) = (stack.num_amortized_params(), stack.context_dim());
+        let (encoder, decoder) = match config.architecture {
+            Architecture::Mlp => (
+                Encoder::new(
+                    vb.pp("encoder"),
+                    &config.encoder,
+                    input_dim,
+                    config.latent,
+                    p,
+                    c,
+                )?,
+                Decoder::new(vb.pp("decoder"), &config.decoder, config.latent, input_dim)?,
+            ),
+            Architecture::GatedConv => {
+                let vb_enc = vb.pp("encoder");
+                let body = EncoderBody::Conv(ConvEncoder::new(&vb_enc, &config.conv, input_dim)?);
+                (
+                    Encoder::with_body(vb_enc, body, config.latent, p, c)?,
+                    Decoder::gated_conv(
+                        vb.pp("decoder"),
+                        &config.decoder,
+                        &config.conv,
+                        config.latent,
+                        input_dim,
+                    )?,
+                )
+            }
+        };
         Ok(Self {
             encoder,
             flow: stack,

@@ -25,6 +25,7 @@ fn small_model(flow: &str, likelihood: Likelihood, seed: u64) -> (ParamStore, Fl
             likelihood,
             ..Default::default()
         },
+        ..Default::default()
     };
     let model = FlowVae::new(
         &store,
@@ -145,6 +146,7 @@ fn the_nll_estimator_recovers_a_linear_gaussian_log_likelihood() {
             likelihood: Likelihood::Gaussian,
             ..Default::default()
         },
+        ..Default::default()
     };
     let model = FlowVae::new(&store, &config, &[], 3, 0, DType::F64, &Device::Cpu).unwrap();
     let w = [[1.0, 0.5], [-0.3, 0.8], [0.2, -1.1]];
