@@ -94,7 +94,7 @@ impl GatedConv {
 
 fn side_of(dim: usize) -> Result<usize> {
     let side = (dim as f64).sqrt().round() as usize;
-    if side * side != dim || side % 4 != 0 || side == 0 {
+    if side * side != dim || !side.is_multiple_of(4) || side == 0 {
         return Err(FlowError::InvalidConfig {
             field: "model.architecture".into(),
             message: format!(
