@@ -54,12 +54,12 @@ log "$(slurmctld -V)"
 # ------------------------------------------------- stale daemons from a killed earlier run
 # Only processes recorded in our own pid files, and only if they are what we started.
 stop_pidfile() { # pidfile expected-comm
-  local pidfile=$1 comm=$2 pid i
+  local pidfile=$1 comm=$2 pid
   [ -f "$pidfile" ] || return 0
   pid=$(cat "$pidfile" 2>/dev/null || true)
   if [[ "$pid" =~ ^[0-9]+$ ]] && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "$comm" ]; then
     kill "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
       [ -d /proc/"$pid" ] || break
       sleep 0.2
     done
@@ -91,7 +91,7 @@ chmod 755 "$work"
 # ------------------------------------------------------------------- 2. build first
 # (so that the daemons are not up while cargo works)
 log "building flowvae (cargo build -q -p flowvae)"
-cargo build -q -p flowvae
+cargo build -q -p flowvae || fail "cargo build -q -p flowvae failed"
 exe="$repo/target/debug/flowvae"
 [ -x "$exe" ] || fail "$exe was not built"
 
@@ -120,7 +120,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # --------------------------------------------------------------------------- 3. munge
 if [ ! -s /etc/munge/munge.key ]; then
@@ -244,7 +245,9 @@ EOF
 
 "$exe" sweep "$work/sweep/sweep.yaml" --slurm --results "$work/results"
 sweep_dir=$(find "$work/results/tiny_sweep" -mindepth 1 -maxdepth 1 -type d | head -n 1)
-[ -n "$sweep_dir" ] && [ -x "$sweep_dir/submit.sh" ] || fail "no submit.sh under $work/results"
+if [ -z "$sweep_dir" ] || [ ! -x "$sweep_dir/submit.sh" ]; then
+  fail "no submit.sh under $work/results"
+fi
 for f in sweep.sbatch compare.sbatch submit.sh; do
   echo "----- $f"
   cat "$sweep_dir/$f"
@@ -277,7 +280,7 @@ while :; do
   fi
   if [ "$queue" != "$last" ]; then
     log "queue:"
-    sed 's/^/    /' <<<"$queue"
+    while read -r q; do echo "    $q"; done <<<"$queue"
     last=$queue
   fi
   [ "$(date +%s)" -lt "$deadline" ] || fail "the queue did not drain within ${timeout}s"

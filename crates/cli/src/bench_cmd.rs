@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use flowvae_runner::bench::{
-    bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions,
+    bench_data, bench_nll, bench_train, pin_thread_count, NllBenchOptions, TrainBenchOptions,
 };
 
 /// `flowvae bench …`.
@@ -62,16 +62,9 @@ enum BenchWhat {
     },
 }
 
-fn threads() -> String {
-    std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
-        std::thread::available_parallelism()
-            .map(|n| n.get().to_string())
-            .unwrap_or_else(|_| "?".into())
-    })
-}
-
 /// Runs `flowvae bench …` on the CPU.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let threads = pin_thread_count();
     let device = flowvae_runner::Device::Cpu;
     let (data, label) = bench_data(&args.data, args.seed).context("cannot load bench data")?;
     match args.what {
@@ -92,7 +85,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             if args.json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
-                println!("flowvae bench train: {label}, threads {}", threads());
+                println!("flowvae bench train: {label}, threads {threads}");
                 println!(
                     "| K | batch | steps | median ms/step | mean ms | min ms | samples/s | -ELBO |"
                 );
@@ -129,7 +122,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             if args.json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
-                println!("flowvae bench nll: {label}, threads {}", threads());
+                println!("flowvae bench nll: {label}, threads {threads}");
                 println!("| K | images | S | chunk | encoder once (samples/s) | replicated (samples/s) | speed-up |");
                 println!("|---|---|---|---|---|---|---|");
                 println!(

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::dataset::{Dataset, Splits};
 use crate::error::{DataError, Location, Result};
-use crate::read::{find_first, parse_number, read_file, text_lines};
+use crate::read::{decode, find_first, parse_number, read_file, text_lines, FileBytes};
 
 /// Side of an `.amat` image in pixels.
 pub const AMAT_SIDE: usize = 28;
@@ -24,7 +24,21 @@ const EXPECTED_VALUE: &str = "0 or 1 (or a float in [0, 1])";
 /// Errors name the file and line: wrong number of values, a non-numeric token, NaN/Inf, a
 /// value outside `[0, 1]`, or no images at all.
 pub fn load_amat(path: &Path, name: impl Into<String>) -> Result<Dataset> {
-    let f = read_file(path)?;
+    amat(read_file(path)?, name.into())
+}
+
+/// [`load_amat`] on the bytes of a file (raw or gzipped) already in memory; `path` only
+/// names the file in errors.
+pub fn load_amat_from_bytes(
+    path: &Path,
+    bytes: Vec<u8>,
+    name: impl Into<String>,
+) -> Result<Dataset> {
+    amat(decode(path, bytes)?, name.into())
+}
+
+fn amat(f: FileBytes, name: String) -> Result<Dataset> {
+    let path = f.path.as_path();
     let mut images = Vec::with_capacity(f.bytes.len() / 2);
     for (line_no, line) in text_lines(&f.bytes) {
         let start = images.len();
@@ -72,7 +86,7 @@ pub fn load_amat(path: &Path, name: impl Into<String>) -> Result<Dataset> {
         dim: AMAT_DIM,
         height: AMAT_SIDE,
         width: AMAT_SIDE,
-        name: name.into(),
+        name,
     })
 }
 

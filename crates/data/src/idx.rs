@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Dataset, Splits};
 use crate::error::{DataError, Location, Result};
-use crate::read::{find_first, read_file, FileBytes};
+use crate::read::{decode, find_first, read_file, FileBytes};
 use crate::rng::{derived_rng, permutation, Stream};
 
 /// Magic number of an IDX file of u8 images, `(n, rows, cols)`.
@@ -134,7 +134,19 @@ fn parse<'a>(f: &'a FileBytes, magic: u32, what: &'static str) -> Result<Idx<'a>
 /// Images of an IDX u8 images file: `(n, rows, cols, pixels)`, pixels `(n, rows·cols)` in
 /// `[0, 1]` (u8 / 255).
 pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<f32>)> {
-    let f = read_file(path)?;
+    idx_images(read_file(path)?)
+}
+
+/// [`read_idx_images`] on the bytes of a file (raw or gzipped) already in memory; `path`
+/// only names the file in errors.
+pub fn read_idx_images_from_bytes(
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<(usize, usize, usize, Vec<f32>)> {
+    idx_images(decode(path, bytes)?)
+}
+
+fn idx_images(f: FileBytes) -> Result<(usize, usize, usize, Vec<f32>)> {
     let idx = parse(&f, IDX_U8_IMAGES, "IDX u8 images")?;
     let (n, rows, cols) = (idx.dims[0], idx.dims[1], idx.dims[2]);
     if rows * cols == 0 {
@@ -151,7 +163,16 @@ pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<f32>)> {
 
 /// Labels of an IDX u8 labels file, shape `(n,)`.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
-    let f = read_file(path)?;
+    idx_labels(read_file(path)?)
+}
+
+/// [`read_idx_labels`] on the bytes of a file (raw or gzipped) already in memory; `path`
+/// only names the file in errors.
+pub fn read_idx_labels_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    idx_labels(decode(path, bytes)?)
+}
+
+fn idx_labels(f: FileBytes) -> Result<Vec<u8>> {
     let idx = parse(&f, IDX_U8_LABELS, "IDX u8 labels")?;
     Ok(idx.data.to_vec())
 }

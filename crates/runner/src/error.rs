@@ -14,7 +14,7 @@ pub enum RunnerError {
         message: String,
     },
     /// Reading or writing a file failed.
-    #[error("{}: {message}: {source}", path.display())]
+    #[error("{}: {message}", path.display())]
     Io {
         path: PathBuf,
         message: String,

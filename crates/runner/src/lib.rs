@@ -35,11 +35,30 @@ pub use error::{Result, RunnerError};
 pub use experiment::Experiment;
 pub use run_dir::RunDir;
 
-/// Crate versions recorded in every summary.
+/// Crate versions recorded in every summary, with the git revision of the working directory
+/// when it is a git checkout (`+dirty` when it has uncommitted changes).
 pub fn versions() -> serde_json::Value {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let revision = git(&["rev-parse", "--short=12", "HEAD"]).map(|rev| {
+        let dirty =
+            git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+        if dirty {
+            format!("{rev}+dirty")
+        } else {
+            rev
+        }
+    });
     serde_json::json!({
         "flowvae": env!("CARGO_PKG_VERSION"),
-        "candle": "0.11",
+        "candle-core": "0.11",
+        "git": revision,
     })
 }
 
@@ -168,13 +187,33 @@ pub fn summary_line(run: &Path) -> String {
     let summary = std::fs::read_to_string(run.join("summary.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-    match summary {
-        Some(s) => format!(
-            "done: {} in {:.1}s; final {}",
+    let Some(s) = summary else {
+        return format!("done: {}", run.display());
+    };
+    let test = &s["test"];
+    if let Some(nll) = test["nll"].as_f64() {
+        return format!(
+            "done: {}: test NLL {nll:.3} nats (S = {}, {}), test -ELBO {:.3}, KL {:.3}, {} epochs in {:.0}s",
             run.display(),
-            s["wall_seconds"].as_f64().unwrap_or(f64::NAN),
-            s["final"]
-        ),
-        None => format!("done: {}", run.display()),
+            test["nll_samples"],
+            s["data"].as_str().unwrap_or("?"),
+            test["neg_elbo"].as_f64().unwrap_or(f64::NAN),
+            test["kl"].as_f64().unwrap_or(f64::NAN),
+            s["epochs"],
+            s["train_seconds"].as_f64().unwrap_or(f64::NAN) + s["eval_seconds"].as_f64().unwrap_or(0.0),
+        );
     }
+    if s["comparison"].is_string() {
+        return format!(
+            "done: {}: comparison in {}/comparison.md",
+            run.display(),
+            run.display()
+        );
+    }
+    format!(
+        "done: {} in {:.1}s; final {}",
+        run.display(),
+        s["wall_seconds"].as_f64().unwrap_or(f64::NAN),
+        s["final"]
+    )
 }

@@ -178,9 +178,14 @@ pub fn prepare(
     }
     std::fs::create_dir(&dir)
         .map_err(|e| RunnerError::io(&dir, "cannot create the sweep folder", e))?;
-    let text = std::fs::read_to_string(sweep_file)
-        .map_err(|e| RunnerError::io(sweep_file, "cannot read", e))?;
-    write_atomic(&dir.join("sweep.yaml"), text.as_bytes())?;
+    // Workers read these copies, so editing the originals while jobs wait changes nothing.
+    let base = config.base_path(sweep_file);
+    let base_text =
+        std::fs::read_to_string(&base).map_err(|e| RunnerError::io(&base, "cannot read", e))?;
+    write_atomic(&dir.join("base.yaml"), base_text.as_bytes())?;
+    let mut copy = config.clone();
+    copy.base = PathBuf::from("base.yaml");
+    write_atomic(&dir.join("sweep.yaml"), yaml::to_string(&copy).as_bytes())?;
     let mut list = String::from("index,folder,label\n");
     for p in &points {
         list.push_str(&format!("{},{},\"{}\"\n", p.index, p.folder, p.label));
@@ -198,7 +203,7 @@ pub fn run_local(
     exe: &Path,
 ) -> Result<(PathBuf, String)> {
     let (_, points, dir) = prepare(sweep_file, results_root)?;
-    let absolute = std::fs::canonicalize(sweep_file)
+    let absolute = std::fs::canonicalize(dir.join("sweep.yaml"))
         .map_err(|e| RunnerError::io(sweep_file, "cannot resolve", e))?;
     let mut running: Vec<(usize, Child)> = Vec::new();
     let mut failed = Vec::new();
@@ -263,25 +268,25 @@ pub fn summarize(dir: &Path) -> Result<String> {
 /// succeeded) and `submit.sh` into a new sweep folder. Returns the folder.
 pub fn write_slurm(sweep_file: &Path, results_root: &Path, exe: &Path) -> Result<PathBuf> {
     let (config, points, dir) = prepare(sweep_file, results_root)?;
-    let absolute = std::fs::canonicalize(sweep_file)
+    let absolute = std::fs::canonicalize(dir.join("sweep.yaml"))
         .map_err(|e| RunnerError::io(sweep_file, "cannot resolve", e))?;
     let dir_abs =
         std::fs::canonicalize(&dir).map_err(|e| RunnerError::io(&dir, "cannot resolve", e))?;
     let exe = exe.display();
     let array = format!(
-        "#!/usr/bin/env bash\n#SBATCH --job-name={name}\n#SBATCH --array=0-{last}\n#SBATCH --cpus-per-task=2\n#SBATCH --output={dir}/slurm-%A_%a.log\nset -euo pipefail\nexec {exe} run --sweep {sweep} --index \"$SLURM_ARRAY_TASK_ID\" --sweep-dir {dir}\n",
+        "#!/usr/bin/env bash\n#SBATCH --job-name={name}\n#SBATCH --array=0-{last}\n#SBATCH --cpus-per-task=2\n#SBATCH --output={dir}/slurm-%A_%a.log\nset -euo pipefail\nexec '{exe}' run --sweep '{sweep}' --index \"$SLURM_ARRAY_TASK_ID\" --sweep-dir '{dir}'\n",
         name = config.name,
         last = points.len().saturating_sub(1),
         dir = dir_abs.display(),
         sweep = absolute.display(),
     );
     let summary = format!(
-        "#!/usr/bin/env bash\n#SBATCH --job-name={name}-compare\n#SBATCH --output={dir}/slurm-compare-%j.log\nset -euo pipefail\nexec {exe} sweep-summary {dir}\n",
+        "#!/usr/bin/env bash\n#SBATCH --job-name={name}-compare\n#SBATCH --kill-on-invalid-dep=yes\n#SBATCH --output={dir}/slurm-compare-%j.log\nset -euo pipefail\nexec '{exe}' sweep-summary '{dir}'\n",
         name = config.name,
         dir = dir_abs.display(),
     );
     let submit = format!(
-        "#!/usr/bin/env bash\n# Submits the job array, then the comparison once every array task has succeeded.\nset -euo pipefail\ncd {dir}\narray=$(sbatch --parsable sweep.sbatch)\nsbatch --dependency=afterok:\"${{array%%;*}}\" compare.sbatch\necho \"submitted array $array ({n} tasks) and its comparison\"\n",
+        "#!/usr/bin/env bash\n# Submits the job array, then the comparison once every array task has succeeded.\nset -euo pipefail\ncd '{dir}'\narray=$(sbatch --parsable sweep.sbatch)\nsbatch --dependency=afterok:\"${{array%%;*}}\" compare.sbatch\necho \"submitted array $array ({n} tasks) and its comparison\"\n",
         dir = dir_abs.display(),
         n = points.len(),
     );

@@ -36,7 +36,10 @@ impl Dense {
 
     /// `(B, in) → (B, out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.activation.apply(&self.linear.forward(x)?)?;
+        let h = match self.activation {
+            Activation::Relu => self.linear.forward_relu(x)?,
+            act => act.apply(&self.linear.forward(x)?)?,
+        };
         match &self.gate {
             Some(gate) => Ok((h * candle_nn::ops::sigmoid(&gate.forward(x)?)?)?),
             None => Ok(h),

@@ -146,6 +146,21 @@ impl InplaceOp3 for ParamUpdate {
     }
 }
 
+/// `Σ x²` in f32 lanes (vectorizable) per block of 4096, blocks summed in f64.
+fn sum_squares_f32(v: &[f32]) -> f64 {
+    v.chunks(4096)
+        .map(|block| {
+            let mut lanes = [0f32; 16];
+            let chunks = block.chunks_exact(16);
+            let tail: f32 = chunks.remainder().iter().map(|x| x * x).sum();
+            for c in chunks {
+                lanes.iter_mut().zip(c).for_each(|(a, x)| *a += x * x);
+            }
+            (lanes.iter().sum::<f32>() + tail) as f64
+        })
+        .sum()
+}
+
 /// `Σ g²` of a contiguous f32 / f64 CPU tensor read straight from its storage, in f64;
 /// `None` for any other tensor.
 pub(super) fn sum_squares(g: &Tensor) -> Option<f64> {
@@ -155,9 +170,7 @@ pub(super) fn sum_squares(g: &Tensor) -> Option<f64> {
     let (storage, layout) = g.storage_and_layout();
     let (start, end) = layout.contiguous_offsets()?;
     match &*storage {
-        candle_core::Storage::Cpu(CpuStorage::F32(v)) => {
-            Some(v[start..end].iter().map(|&x| (x as f64) * (x as f64)).sum())
-        }
+        candle_core::Storage::Cpu(CpuStorage::F32(v)) => Some(sum_squares_f32(&v[start..end])),
         candle_core::Storage::Cpu(CpuStorage::F64(v)) => {
             Some(v[start..end].iter().map(|&x| x * x).sum())
         }
