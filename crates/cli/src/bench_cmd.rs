@@ -62,6 +62,13 @@ enum BenchWhat {
     },
 }
 
+/// `r` as one JSON line with `impl` and `threads` added.
+fn json_line(mut v: serde_json::Value, threads: usize) -> anyhow::Result<String> {
+    v["impl"] = "flowvae".into();
+    v["threads"] = threads.into();
+    Ok(serde_json::to_string(&v)?)
+}
+
 /// Runs `flowvae bench …` on the CPU.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let threads = pin_thread_count();
@@ -83,7 +90,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             };
             let r = bench_train(&options, &data, &label, &device)?;
             if args.json {
-                println!("{}", serde_json::to_string(&r)?);
+                println!("{}", json_line(serde_json::to_value(&r)?, threads)?);
             } else {
                 println!("flowvae bench train: {label}, threads {threads}");
                 println!(
@@ -120,7 +127,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             };
             let r = bench_nll(&options, &data, &label, &device)?;
             if args.json {
-                println!("{}", serde_json::to_string(&r)?);
+                println!("{}", json_line(serde_json::to_value(&r)?, threads)?);
             } else {
                 println!("flowvae bench nll: {label}, threads {threads}");
                 println!("| K | images | S | chunk | encoder once (samples/s) | replicated (samples/s) | speed-up |");
