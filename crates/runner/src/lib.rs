@@ -12,6 +12,7 @@ pub mod compare;
 pub mod error;
 pub mod experiment;
 pub mod faults;
+pub mod labels;
 pub mod metrics;
 pub mod nan_guard;
 pub mod optim;

@@ -354,7 +354,7 @@ fn report_2d(
         Target2d::Energy(t) => format!("target exp(-{})", t.name().to_uppercase()),
         Target2d::Samples(t) => format!("target {}", t.name()),
     };
-    let learned_title = format!("learned: {}", short_stack(exp));
+    let learned_title = format!("learned: {}", crate::labels::stack_label(&exp.flow));
     density_side_by_side(
         &run.file("plots/density.png")?,
         &[(&target_title, &target_grid), (&learned_title, &learned)],
@@ -362,7 +362,7 @@ fn report_2d(
     let shown = &samples[..exp.plot.samples.get().min(samples.len())];
     scatter(
         &run.file("plots/samples.png")?,
-        &format!("samples: {}", short_stack(exp)),
+        &format!("samples: {}", crate::labels::stack_label(&exp.flow)),
         shown,
         xr,
         yr,
@@ -370,42 +370,6 @@ fn report_2d(
     let mut metrics = final_metrics;
     metrics["learned_density"] = json!(how);
     Ok(metrics)
-}
-
-/// `planar(k=32) + reverse`: a compact label of the stack for plot titles.
-pub fn short_stack(exp: &Experiment2d) -> String {
-    stack_label(&exp.flow)
-}
-
-/// `planar(k=32) + reverse`: a compact label of a flow stack.
-pub fn stack_label(flow: &[flowvae_flows::FlowSpec]) -> String {
-    flow.iter().map(spec_label).collect::<Vec<_>>().join(" + ")
-}
-
-fn spec_label(spec: &flowvae_flows::FlowSpec) -> String {
-    let settings = |value: serde_json::Value| {
-        value
-            .get(spec.kind())
-            .and_then(|v| v.as_object().cloned())
-            .unwrap_or_default()
-    };
-    let given = settings(serde_json::to_value(spec).unwrap_or_default());
-    // Settings equal to their defaults are left out of the label.
-    let defaults =
-        serde_json::from_value::<flowvae_flows::FlowSpec>(serde_json::json!({ spec.kind(): {} }))
-            .ok()
-            .map(|d| settings(serde_json::to_value(d).unwrap_or_default()))
-            .unwrap_or_default();
-    let args: Vec<String> = given
-        .iter()
-        .filter(|(k, v)| defaults.get(*k) != Some(v) || *k == "k")
-        .map(|(k, v)| format!("{k}={}", v.to_string().replace('"', "")))
-        .collect();
-    if args.is_empty() {
-        spec.kind().to_string()
-    } else {
-        format!("{}({})", spec.kind(), args.join(", "))
-    }
 }
 
 fn plot_curve(exp: &Experiment2d, run: &RunDir, curve: Vec<(f64, f64)>) -> Result<()> {

@@ -109,7 +109,7 @@ pub fn flow_label(exp: &ExperimentVae) -> String {
     if exp.flow.is_empty() {
         "none (VAE)".into()
     } else {
-        crate::two_d::stack_label(&exp.flow)
+        crate::labels::stack_label(&exp.flow)
     }
 }
 
