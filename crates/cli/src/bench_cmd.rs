@@ -47,14 +47,14 @@ enum BenchWhat {
     Nll {
         #[arg(long, default_value_t = 16)]
         k: usize,
-        /// Test images.
-        #[arg(long, default_value_t = 100)]
+        /// Test images per call (the default is `eval.nll_batch`'s).
+        #[arg(long, default_value_t = 10)]
         images: usize,
         /// Importance samples per image.
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 1000)]
         samples: usize,
-        /// Samples per image per chunk.
-        #[arg(long, default_value_t = 100)]
+        /// Samples per image per chunk (the default is `eval.nll_chunk`'s).
+        #[arg(long, default_value_t = 500)]
         chunk: usize,
         /// Timed repetitions (median reported).
         #[arg(long, default_value_t = 3)]

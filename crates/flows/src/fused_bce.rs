@@ -44,20 +44,55 @@ fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
     }
 }
 
-macro_rules! bce_rows {
-    ($t:ty, $l:expr, $x:expr, $n:expr) => {{
-        $l.chunks_exact($n)
-            .zip($x.chunks_exact($n))
-            .map(|(l, x)| {
-                let mut acc = 0.0f64;
-                for (&l, &x) in l.iter().zip(x) {
-                    let v: $t = l.max(0.0) - l * x + (-l.abs()).exp().ln_1p();
-                    acc += v as f64;
-                }
-                acc as $t
-            })
-            .collect::<Vec<$t>>()
-    }};
+macro_rules! bce_row {
+    ($name:ident, $t:ty) => {
+        /// `Σ_j bce(l_j, x_j)` of one row, accumulated in f64.
+        fn $name(l: &[$t], x: &[$t]) -> $t {
+            let mut acc = 0.0f64;
+            for (&l, &x) in l.iter().zip(x) {
+                let v: $t = l.max(0.0) - l * x + (-l.abs()).exp().ln_1p();
+                acc += v as f64;
+            }
+            acc as $t
+        }
+    };
+}
+bce_row!(bce_row_f32, f32);
+bce_row!(bce_row_f64, f64);
+
+/// Below this many elements the row sums run on the calling thread.
+const PAR_MIN: usize = 1 << 18;
+
+/// `f` over the rows of width `n` of `l` and `x`, split over candle's thread count when large
+/// (the NLL estimator's chunks of 10⁴ rows spend most of their non-matmul time here).
+fn rows_par<T: Sync, U: Send>(l: &[T], x: &[T], n: usize, f: fn(&[T], &[T]) -> U) -> Vec<U> {
+    let rows = l.len() / n.max(1);
+    let threads = if l.len() >= PAR_MIN {
+        candle_core::utils::get_num_threads().clamp(1, rows.max(1))
+    } else {
+        1
+    };
+    let serial = |l: &[T], x: &[T]| -> Vec<U> {
+        l.chunks_exact(n)
+            .zip(x.chunks_exact(n))
+            .map(|(l, x)| f(l, x))
+            .collect()
+    };
+    if threads <= 1 {
+        return serial(l, x);
+    }
+    let per = rows.div_ceil(threads) * n;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = l
+            .chunks(per)
+            .zip(x.chunks(per))
+            .map(|(l, x)| scope.spawn(move || serial(l, x)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("bce worker panicked"))
+            .collect()
+    })
 }
 
 macro_rules! bce_grad {
@@ -97,10 +132,10 @@ impl CustomOp2 for BceSum {
         let (rows, n) = l1.shape().dims2()?;
         let out = match (s1, s2) {
             (CpuStorage::F32(l), CpuStorage::F32(x)) => {
-                CpuStorage::F32(bce_rows!(f32, slice(l, l1)?, slice(x, l2)?, n))
+                CpuStorage::F32(rows_par(slice(l, l1)?, slice(x, l2)?, n, bce_row_f32))
             }
             (CpuStorage::F64(l), CpuStorage::F64(x)) => {
-                CpuStorage::F64(bce_rows!(f64, slice(l, l1)?, slice(x, l2)?, n))
+                CpuStorage::F64(rows_par(slice(l, l1)?, slice(x, l2)?, n, bce_row_f64))
             }
             _ => bail!("{}: f32 or f64 inputs of one dtype expected", self.name()),
         };

@@ -21,6 +21,9 @@ pub fn applicable(z: &Tensor, params: &Tensor) -> bool {
         && params.device().is_cpu()
         && matches!(z.dtype(), DType::F32 | DType::F64)
         && z.dtype() == params.dtype()
+        && z.rank() == 2
+        && params.rank() == 2
+        && z.dims()[0] == params.dims()[0]
 }
 
 /// `z₀` `(B, D)`, `params` `(B, K(2D+1))` → `(z_K (B, D), Σ_k log|det J_k| (B,))`.

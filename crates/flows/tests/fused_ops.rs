@@ -168,3 +168,20 @@ fn fused_linear_matches_the_composition_in_values_and_gradients() {
         }
     }
 }
+
+#[test]
+fn fused_bce_splits_large_inputs_over_threads_without_changing_values() {
+    let mut rng = seeded(7, "fused-bce-large");
+    let logits =
+        (standard_normal(&mut rng, (300, 1000), DType::F64, &Device::Cpu).unwrap() * 5.0).unwrap();
+    let targets = standard_normal(&mut rng, (300, 1000), DType::F64, &Device::Cpu)
+        .unwrap()
+        .ge(0.0)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+    let reference = bce_with_logits(&logits, &targets).unwrap().sum(1).unwrap();
+    let fused = bce_with_logits_sum(&logits, &targets).unwrap();
+    assert_eq!(fused.dims(), &[300]);
+    assert!(max_diff(&reference, &fused) < 1e-9);
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Side-by-side speed of the benchmark Flow-VAE (DESIGN §9): flowvae against PyTorch eager and
+# torch.compile, K = 0 and K = 16, run ALTERNATELY in one invocation, with ratios ours/PyTorch.
+#
+#   scripts/bench_vs_pytorch.sh [--steps 300] [--warmup 20] [--rounds 2] [--no-compile]
+#
+# Builds flowvae in release (CARGO_TARGET_DIR honoured), installs torch with pip when missing
+# (plain `pip install torch` from PyPI), and warns when the load average says the machine is
+# busy: 2-thread timings collapse under contention. Raw JSON lines go to $OUT (default
+# results/bench/raw-<timestamp>.jsonl); the table goes to stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STEPS=300 WARMUP=20 ROUNDS=2 COMPILE=1 NLL=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --steps) STEPS=$2; shift 2 ;;
+        --warmup) WARMUP=$2; shift 2 ;;
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --no-compile) COMPILE=0; shift ;;
+        --no-nll) NLL=0; shift ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+PY=${PYTHON:-python3}
+TARGET=${CARGO_TARGET_DIR:-target}
+cargo build --release -q -p flowvae
+BIN="$TARGET/release/flowvae"
+if ! "$PY" -c 'import torch' 2>/dev/null; then
+    echo "torch missing: pip install torch (large download)" >&2
+    "$PY" -m pip install torch
+fi
+
+mkdir -p results/bench
+OUT=${OUT:-results/bench/raw-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
+: > "$OUT"
+
+cores=$(nproc)
+check_load() {
+    local load
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    if awk -v l="$load" -v c="$cores" 'BEGIN { exit !(l > 0.5 * c) }'; then
+        echo "WARNING: load average $load on $cores cores: the machine is busy, timings are not reliable" >&2
+    fi
+    echo "$load"
+}
+
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $cores cores" >&2
+echo "torch $("$PY" -c 'import torch; print(torch.__version__)'), $(rustc --version)" >&2
+
+run() { # label, command...
+    local label=$1; shift
+    local load line
+    load=$(check_load)
+    line=$("$@" | tail -n 1)
+    echo "$line" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); d['load_before']=$load; d['label']='$label'; print(json.dumps(d))" >> "$OUT"
+    echo "  $label: $(tail -n 1 "$OUT" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); print(d.get('error') or '%.2f ms/step, %.0f samples/s' % (d['median_ms'], d['samples_per_s']))") (load $load)" >&2
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    for k in 0 16; do
+        echo "round $round, K=$k" >&2
+        run "flowvae" "$BIN" bench train --k "$k" --steps "$STEPS" --warmup "$WARMUP" --json
+        run "pytorch-eager" "$PY" scripts/bench_pytorch.py --k "$k" --steps "$STEPS" --warmup "$WARMUP"
+        if [ "$COMPILE" = 1 ]; then
+            run "pytorch-compile" "$PY" scripts/bench_pytorch.py --k "$k" --steps "$STEPS" --warmup "$WARMUP" --compile
+        fi
+    done
+done
+if [ "$NLL" = 1 ]; then
+    check_load > /dev/null
+    "$BIN" bench nll --k 16 --json >> "$OUT"
+fi
+
+"$PY" - "$OUT" <<'PYEOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+train = [r for r in rows if "median_ms" in r]
+def best(label, k):
+    xs = [r["median_ms"] for r in train if r.get("label") == label and r["k"] == k]
+    return statistics.median(xs) if xs else None
+print("| K | impl | median ms/step | samples/s | ours / this (speed ratio) |")
+print("|---|---|---|---|---|")
+for k in (0, 16):
+    ours = best("flowvae", k)
+    for label in ("flowvae", "pytorch-eager", "pytorch-compile"):
+        ms = best(label, k)
+        if ms is None:
+            continue
+        ratio = "" if label == "flowvae" or ours is None else f"{ms / ours:.2f}x"
+        print(f"| {k} | {label} | {ms:.2f} | {100 / (ms / 1e3):.0f} | {ratio} |")
+for r in rows:
+    if "amortized_samples_per_s" in r:
+        print(f"\nNLL (K={r['k']}, {r['images']} images, S={r['samples']}, chunk {r['chunk']}): "
+              f"encoder once {r['amortized_samples_per_s']:.0f} samples/s, replicated "
+              f"{r['replicated_samples_per_s']:.0f} samples/s, {r['speedup']:.2f}x")
+loads = [r["load_before"] for r in rows if "load_before" in r]
+if loads:
+    print(f"\nload average before runs: min {min(loads):.2f}, max {max(loads):.2f}")
+print(f"raw: {sys.argv[1]}")
+PYEOF
