@@ -7,7 +7,7 @@ use candle_core::{DType, Tensor};
 use flowvae_flows::rng::{standard_normal, SeededRng};
 use flowvae_flows::Result;
 
-use crate::encoder::repeat_rows;
+use crate::encoder::{repeat_rows, EncoderOutput};
 use crate::model::FlowVae;
 
 /// A running `log Σ exp(v)` in f64.
@@ -55,24 +55,10 @@ pub fn log_likelihood(
     chunk: usize,
     rng: &mut SeededRng,
 ) -> Result<Vec<f64>> {
-    let b = x.dim(0)?;
     let enc = model.encoder.forward(x)?;
-    let mut sums = vec![LogSumExp::default(); b];
-    let mut done = 0;
-    while done < samples {
-        let k = chunk.max(1).min(samples - done);
-        let enc_rep = enc.repeat_rows(k)?;
-        let x_rep = repeat_rows(x, k)?;
-        let eps = standard_normal(rng, (b * k, model.latent()), x.dtype(), x.device())?;
-        let log_w = model.terms(&x_rep, &enc_rep, &eps)?.log_weight()?;
-        let rows: Vec<Vec<f64>> = log_w.to_dtype(DType::F64)?.reshape((b, k))?.to_vec2()?;
-        for (sum, row) in sums.iter_mut().zip(&rows) {
-            row.iter().for_each(|&v| sum.push(v));
-        }
-        done += k;
-    }
-    let log_s = (samples as f64).ln();
-    Ok(sums.iter().map(|s| s.value() - log_s).collect())
+    estimate(model, x, samples, chunk, rng, |x_rep, k| {
+        enc.repeat_rows(k).map(|e| (x_rep, e))
+    })
 }
 
 /// The same estimate by replicating every image `S` times through the whole model, encoder
@@ -84,13 +70,28 @@ pub fn log_likelihood_replicated(
     chunk: usize,
     rng: &mut SeededRng,
 ) -> Result<Vec<f64>> {
+    estimate(model, x, samples, chunk, rng, |x_rep, _| {
+        let enc = model.encoder.forward(&x_rep)?;
+        Ok((x_rep, enc))
+    })
+}
+
+/// The chunked importance-sampling loop; `encode(x_rep, k)` gives the encoder output for the
+/// `(B·k, D_x)` replicated images.
+fn estimate(
+    model: &FlowVae,
+    x: &Tensor,
+    samples: usize,
+    chunk: usize,
+    rng: &mut SeededRng,
+    encode: impl Fn(Tensor, usize) -> Result<(Tensor, EncoderOutput)>,
+) -> Result<Vec<f64>> {
     let b = x.dim(0)?;
     let mut sums = vec![LogSumExp::default(); b];
     let mut done = 0;
     while done < samples {
         let k = chunk.max(1).min(samples - done);
-        let x_rep = repeat_rows(x, k)?;
-        let enc = model.encoder.forward(&x_rep)?;
+        let (x_rep, enc) = encode(repeat_rows(x, k)?, k)?;
         let eps = standard_normal(rng, (b * k, model.latent()), x.dtype(), x.device())?;
         let log_w = model.terms(&x_rep, &enc, &eps)?.log_weight()?;
         let rows: Vec<Vec<f64>> = log_w.to_dtype(DType::F64)?.reshape((b, k))?.to_vec2()?;

@@ -254,3 +254,16 @@ fn the_encoder_heads_fit_any_stack() {
             && store.var("encoder.context.weight").is_some()
     );
 }
+
+#[test]
+fn encoding_once_per_image_equals_replicating_the_image() {
+    let (_, model) = small_model("- planar: {k: 2}", Likelihood::Bernoulli, 7);
+    let x = data(7, 3);
+    let once = log_likelihood(&model, &x, 60, 25, &mut seeded(1, "nll")).unwrap();
+    let replicated =
+        flowvae_vae::nll::log_likelihood_replicated(&model, &x, 60, 25, &mut seeded(1, "nll"))
+            .unwrap();
+    for (a, b) in once.iter().zip(&replicated) {
+        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+    }
+}
