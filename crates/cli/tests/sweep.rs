@@ -6,13 +6,19 @@ use std::process::Command;
 const BASE: &str = "name: base\nseed: 0\ndata:\n  source: digits\nmodel:\n  latent: 4\n  encoder: {hidden: [32]}\n  decoder: {hidden: [32]}\ntrain:\n  epochs: 2\n  batch_size: 100\neval:\n  nll_samples: 20\n  nll_chunk: 20\n  nll_batch: 100\n";
 const SWEEP: &str = "name: tiny_sweep\nbase: base.yaml\ngrid:\n  flow:\n    - []\n    - [{planar: {k: 2}}]\nseeds: [0, 1]\n";
 
-#[test]
-fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
+/// A temp folder with the base experiment and the sweep file; the results folder inside it.
+fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("base.yaml"), BASE).unwrap();
     let sweep = dir.path().join("sweep.yaml");
     std::fs::write(&sweep, SWEEP).unwrap();
     let results = dir.path().join("results");
+    (dir, sweep, results)
+}
+
+#[test]
+fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
+    let (_dir, sweep, results) = setup();
     let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
         .args([
             "sweep",
@@ -55,11 +61,7 @@ fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
 
 #[test]
 fn the_slurm_mode_writes_an_array_and_a_dependent_comparison() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("base.yaml"), BASE).unwrap();
-    let sweep = dir.path().join("sweep.yaml");
-    std::fs::write(&sweep, SWEEP).unwrap();
-    let results = dir.path().join("results");
+    let (_dir, sweep, results) = setup();
     let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
         .args([
             "sweep",
