@@ -100,6 +100,9 @@ fn mean_std(values: &[f64]) -> (f64, Option<f64>) {
 }
 
 fn cell(values: &[f64], digits: usize) -> String {
+    if values.is_empty() {
+        return "–".into();
+    }
     match mean_std(values) {
         (m, Some(s)) => format!("{m:.digits$} ± {s:.digits$}"),
         (m, None) => format!("{m:.digits$}"),
@@ -163,12 +166,14 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
     if base_nll.is_some() {
         md.push_str(" Δ NLL vs baseline |");
     }
-    md.push_str(" test −ELBO | KL | epochs | train time (s) |\n|---|---|---|---|---|");
+    md.push_str(
+        " test −ELBO | KL | epochs | train time (s) | CPU time (s) |\n|---|---|---|---|---|",
+    );
     if base_nll.is_some() {
         md.push_str("---|");
     }
-    md.push_str("---|---|---|---|\n");
-    let mut csv = String::from("model,flow,parameters,seeds,test_nll_mean,test_nll_std,nll_samples,test_neg_elbo_mean,test_kl_mean,epochs_mean,train_seconds_mean\n");
+    md.push_str("---|---|---|---|---|\n");
+    let mut csv = String::from("model,flow,parameters,seeds,test_nll_mean,test_nll_std,nll_samples,test_neg_elbo_mean,test_kl_mean,epochs_mean,train_seconds_mean,cpu_seconds_mean\n");
     let mut bars = Vec::new();
     for ((_, label), group) in &groups {
         let nll = group.values("/test/nll");
@@ -184,14 +189,15 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
             md.push_str(&format!(" {:+.2} |", nll_mean - base));
         }
         md.push_str(&format!(
-            " {} | {} | {} | {} |\n",
+            " {} | {} | {} | {} | {} |\n",
             cell(&group.values("/test/neg_elbo"), 2),
             cell(&group.values("/test/kl"), 2),
             cell(&group.values("/epochs"), 0),
-            cell(&group.values("/train_seconds"), 0)
+            cell(&group.values("/train_seconds"), 0),
+            cell(&group.values("/cpu_seconds"), 0)
         ));
         csv.push_str(&format!(
-            "{label},\"{}\",{},{},{nll_mean},{},{samples},{},{},{},{}\n",
+            "{label},\"{}\",{},{},{nll_mean},{},{samples},{},{},{},{},{}\n",
             group.text("/flow"),
             group.text("/parameters"),
             group.runs.len(),
@@ -200,6 +206,7 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
             mean_std(&group.values("/test/kl")).0,
             mean_std(&group.values("/epochs")).0,
             mean_std(&group.values("/train_seconds")).0,
+            mean_std(&group.values("/cpu_seconds")).0,
         ));
         bars.push((label.clone(), nll_mean, nll_std));
     }

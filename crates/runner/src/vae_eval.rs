@@ -11,6 +11,7 @@ use flowvae_flows::ParamStore;
 use flowvae_vae::{log_likelihood, FlowVae};
 use serde_json::json;
 
+use crate::cpu_time::process_cpu_seconds;
 use crate::error::{Result, RunnerError};
 use crate::experiment::Experiment;
 use crate::metrics::read_metrics;
@@ -55,6 +56,7 @@ pub fn run_vae(
     resume: bool,
 ) -> Result<serde_json::Value> {
     run.log(&format!("start {model}: flow {}", flow_label(exp)));
+    let cpu_at_start = process_cpu_seconds();
     let trained = train(exp, run, device, resume)?;
     let eval_started = Instant::now();
     let test = evaluate_elbo(
@@ -81,6 +83,8 @@ pub fn run_vae(
         "epochs": trained.epochs_run,
         "train_seconds": trained.train_seconds,
         "eval_seconds": eval_seconds,
+        // A resumed run counts only the CPU time spent since resuming.
+        "cpu_seconds": cpu_at_start.zip(process_cpu_seconds()).map(|(a, b)| b - a),
         "test": {
             "nll": nll,
             "nll_samples": samples,
@@ -209,7 +213,7 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     };
     let checkpoint = dir.join("checkpoints/best.safetensors");
     let store = ParamStore::from_safetensors(&checkpoint, DType::F32, device)?;
-    let splits = load_splits(&exp.data, exp.seed)?;
+    let splits = load_splits(&exp.data)?;
     let model =
         build_model(&exp, &store, splits.test.dim, device).map_err(|e| RunnerError::Config {
             file: checkpoint.clone(),
@@ -225,7 +229,7 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
 pub fn eval_run(dir: &Path, samples: Option<usize>, device: &Device) -> Result<(f64, usize)> {
     let run = RunDir::open(dir)?;
     let loaded = load_run(dir, device)?;
-    let splits = load_splits(&loaded.exp.data, loaded.exp.seed)?;
+    let splits = load_splits(&loaded.exp.data)?;
     let s = samples.unwrap_or(loaded.exp.eval.nll_samples.get());
     let nll = test_nll(&loaded.model, &splits.test, &loaded.exp, s, device)?;
     let path = run.path().join("summary.json");
@@ -243,7 +247,7 @@ pub fn eval_run(dir: &Path, samples: Option<usize>, device: &Device) -> Result<(
 /// `flowvae sample`: a PNG grid of `n` decoder means from the prior.
 pub fn sample_run(dir: &Path, n: usize, seed: u64, out: &Path, device: &Device) -> Result<()> {
     let loaded = load_run(dir, device)?;
-    let splits = load_splits(&loaded.exp.data, loaded.exp.seed)?;
+    let splits = load_splits(&loaded.exp.data)?;
     let images = to_images(&sample_prior(&loaded.model, n, seed, device)?)?;
     let (h, w) = (splits.test.height, splits.test.width);
     let cols = (n as f64).sqrt().ceil() as usize;

@@ -162,7 +162,7 @@ fn resumed_start(
 /// the same metrics and parameters as an uninterrupted run.
 pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -> Result<Trained> {
     let started = Instant::now();
-    let splits = load_splits(&exp.data, exp.seed)?;
+    let splits = load_splits(&exp.data)?;
     let train_set = &splits.train;
     let best_path = run.file("checkpoints/best.safetensors")?;
     let last_path = run.file("checkpoints/last.safetensors")?;
