@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use flowvae_runner::bench::{
-    bench_data, bench_nll, bench_train, pin_thread_count, NllBenchOptions, TrainBenchOptions,
+    bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions,
 };
 
 /// `flowvae bench …`.
@@ -71,7 +71,7 @@ fn json_line(mut v: serde_json::Value, threads: usize) -> anyhow::Result<String>
 
 /// Runs `flowvae bench …` on the CPU.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let threads = pin_thread_count();
+    let threads = flowvae_runner::threads::configure();
     let device = flowvae_runner::Device::Cpu;
     let (data, label) = bench_data(&args.data, args.seed).context("cannot load bench data")?;
     match args.what {

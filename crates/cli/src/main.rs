@@ -181,7 +181,7 @@ enum Command {
 fn main() -> ExitCode {
     // Before any thread exists: fixes candle's thread count once (it re-reads /proc/cpuinfo on
     // every matmul otherwise).
-    flowvae_runner::bench::pin_thread_count();
+    flowvae_runner::threads::configure();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

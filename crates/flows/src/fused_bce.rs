@@ -2,13 +2,16 @@
 //!
 //! `Σ_j max(l, 0) − l·t + log(1 + exp(−|l|))` per row, the formula of
 //! [`crate::stable::bce_with_logits`], without its eleven intermediate `(B, N)` tensors;
-//! the backward is `(σ(l) − t)·g` for the logits and `−l·g` for the targets.
+//! the backward is `(σ(l) − t)·g` for the logits and `−l·g` for the targets. In f32 the
+//! loops use [`crate::fast_math`] and run vectorized ([`crate::simd`]); f64 keeps libm.
 
 use candle_core::{
     bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
 };
 
+use crate::fast_math;
 use crate::fused::enabled;
+use crate::simd;
 use crate::stable::bce_with_logits;
 
 /// `logits`, `targets` `(B, N)` → `Σ_j bce(l_bj, t_bj)`, `(B,)`; fused on the CPU for f32 /
@@ -44,28 +47,47 @@ fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
     }
 }
 
-macro_rules! bce_row {
-    ($name:ident, $t:ty) => {
-        /// `Σ_j bce(l_j, x_j)` of one row, accumulated in f64.
-        fn $name(l: &[$t], x: &[$t]) -> $t {
-            let mut acc = 0.0f64;
-            for (&l, &x) in l.iter().zip(x) {
-                let v: $t = l.max(0.0) - l * x + (-l.abs()).exp().ln_1p();
-                acc += v as f64;
-            }
-            acc as $t
+/// `Σ_j bce(l_j, x_j)` of one row: 16 f32 lanes (vectorized), the lanes summed in f64.
+#[inline(always)]
+fn bce_row_f32(l: &[f32], x: &[f32]) -> f32 {
+    // Plain `for` loops: iterator adaptors such as `sum` may stay out-of-line and so miss the
+    // vector instruction set this runs under (see `crate::simd`).
+    const LANES: usize = 16;
+    let mut lanes = [0f32; LANES];
+    let (l_chunks, x_chunks) = (l.chunks_exact(LANES), x.chunks_exact(LANES));
+    let mut total = 0f64;
+    for (&l, &x) in l_chunks.remainder().iter().zip(x_chunks.remainder()) {
+        total += fast_math::bce_with_logits(l, x) as f64;
+    }
+    for (l, x) in l_chunks.zip(x_chunks) {
+        for ((acc, &l), &x) in lanes.iter_mut().zip(l).zip(x) {
+            *acc += fast_math::bce_with_logits(l, x);
         }
-    };
+    }
+    for v in lanes {
+        total += v as f64;
+    }
+    total as f32
 }
-bce_row!(bce_row_f32, f32);
-bce_row!(bce_row_f64, f64);
+
+/// `Σ_j bce(l_j, x_j)` of one row, accumulated in f64 (the reference-precision path).
+fn bce_row_f64(l: &[f64], x: &[f64]) -> f64 {
+    l.iter()
+        .zip(x)
+        .map(|(&l, &x)| l.max(0.0) - l * x + (-l.abs()).exp().ln_1p())
+        .sum()
+}
 
 /// Below this many elements the row sums run on the calling thread.
 const PAR_MIN: usize = 1 << 18;
 
 /// `f` over the rows of width `n` of `l` and `x`, split over candle's thread count when large
 /// (the NLL estimator's chunks of 10⁴ rows spend most of their non-matmul time here).
-fn rows_par<T: Sync, U: Send>(l: &[T], x: &[T], n: usize, f: fn(&[T], &[T]) -> U) -> Vec<U> {
+fn rows_par<T: Sync, U: Send, F>(l: &[T], x: &[T], n: usize, f: F) -> Vec<U>
+where
+    // A generic (not a fn pointer) so that the row kernel inlines into the vectorized loop.
+    F: Fn(&[T], &[T]) -> U + Sync + Copy,
+{
     let rows = l.len() / n.max(1);
     let threads = if l.len() >= PAR_MIN {
         candle_core::utils::get_num_threads().clamp(1, rows.max(1))
@@ -73,10 +95,16 @@ fn rows_par<T: Sync, U: Send>(l: &[T], x: &[T], n: usize, f: fn(&[T], &[T]) -> U
         1
     };
     let serial = |l: &[T], x: &[T]| -> Vec<U> {
-        l.chunks_exact(n)
-            .zip(x.chunks_exact(n))
-            .map(|(l, x)| f(l, x))
-            .collect()
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                let mut out = Vec::with_capacity(l.len() / n.max(1));
+                for (l, x) in l.chunks_exact(n).zip(x.chunks_exact(n)) {
+                    out.push(f(l, x));
+                }
+                out
+            },
+        )
     };
     if threads <= 1 {
         return serial(l, x);
@@ -95,26 +123,48 @@ fn rows_par<T: Sync, U: Send>(l: &[T], x: &[T], n: usize, f: fn(&[T], &[T]) -> U
     })
 }
 
-macro_rules! bce_grad {
-    ($t:ty, $wrt_logits:expr, $l:expr, $x:expr, $g:expr, $n:expr) => {{
-        let mut out = Vec::<$t>::with_capacity($l.len());
-        for ((l, x), &g) in $l.chunks_exact($n).zip($x.chunks_exact($n)).zip($g) {
-            if $wrt_logits {
-                out.extend(l.iter().zip(x).map(|(&l, &x)| {
-                    let s = if l >= 0.0 {
-                        1.0 / (1.0 + (-l).exp())
-                    } else {
-                        let e = l.exp();
-                        e / (1.0 + e)
-                    };
-                    (s - x) * g
-                }));
-            } else {
-                out.extend(l.iter().map(|&l| -l * g));
+/// `(σ(l) − t)·g` (or `−l·g` for the targets) per element, `g` one value per row of width `n`.
+fn bce_grad_f32(wrt_logits: bool, l: &[f32], x: &[f32], g: &[f32], n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; l.len()];
+    simd::dispatch(
+        #[inline(always)]
+        || {
+            let rows = out.chunks_exact_mut(n).zip(l.chunks_exact(n));
+            for ((out, l), (x, &g)) in rows.zip(x.chunks_exact(n).zip(g)) {
+                if wrt_logits {
+                    for ((o, &l), &x) in out.iter_mut().zip(l).zip(x) {
+                        *o = (fast_math::sigmoid(l) - x) * g;
+                    }
+                } else {
+                    for (o, &l) in out.iter_mut().zip(l) {
+                        *o = -l * g;
+                    }
+                }
             }
+        },
+    );
+    out
+}
+
+/// The f64 twin of [`bce_grad_f32`] with libm's `exp`.
+fn bce_grad_f64(wrt_logits: bool, l: &[f64], x: &[f64], g: &[f64], n: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(l.len());
+    for ((l, x), &g) in l.chunks_exact(n).zip(x.chunks_exact(n)).zip(g) {
+        if wrt_logits {
+            out.extend(l.iter().zip(x).map(|(&l, &x)| {
+                let s = if l >= 0.0 {
+                    1.0 / (1.0 + (-l).exp())
+                } else {
+                    let e = l.exp();
+                    e / (1.0 + e)
+                };
+                (s - x) * g
+            }));
+        } else {
+            out.extend(l.iter().map(|&l| -l * g));
         }
-        out
-    }};
+    }
+    out
 }
 
 impl CustomOp2 for BceSum {
@@ -122,6 +172,7 @@ impl CustomOp2 for BceSum {
         "fused-bce-with-logits-sum"
     }
 
+    #[allow(clippy::redundant_closure)] // the closure inlines; the fn item did not
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -132,7 +183,14 @@ impl CustomOp2 for BceSum {
         let (rows, n) = l1.shape().dims2()?;
         let out = match (s1, s2) {
             (CpuStorage::F32(l), CpuStorage::F32(x)) => {
-                CpuStorage::F32(rows_par(slice(l, l1)?, slice(x, l2)?, n, bce_row_f32))
+                let (l, x) = (slice(l, l1)?, slice(x, l2)?);
+                CpuStorage::F32(rows_par(
+                    l,
+                    x,
+                    n,
+                    #[inline(always)]
+                    |l, x| bce_row_f32(l, x),
+                ))
             }
             (CpuStorage::F64(l), CpuStorage::F64(x)) => {
                 CpuStorage::F64(rows_par(slice(l, l1)?, slice(x, l2)?, n, bce_row_f64))
@@ -182,11 +240,11 @@ impl CustomOp3 for BceGrad {
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(l), CpuStorage::F32(x), CpuStorage::F32(g)) => {
                 let (l, x, g) = (slice(l, l1)?, slice(x, l2)?, slice(g, l3)?);
-                CpuStorage::F32(bce_grad!(f32, w, l, x, g, n))
+                CpuStorage::F32(bce_grad_f32(w, l, x, g, n))
             }
             (CpuStorage::F64(l), CpuStorage::F64(x), CpuStorage::F64(g)) => {
                 let (l, x, g) = (slice(l, l1)?, slice(x, l2)?, slice(g, l3)?);
-                CpuStorage::F64(bce_grad!(f64, w, l, x, g, n))
+                CpuStorage::F64(bce_grad_f64(w, l, x, g, n))
             }
             _ => bail!("{}: f32 or f64 inputs of one dtype expected", self.name()),
         };

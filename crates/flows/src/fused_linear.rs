@@ -6,11 +6,11 @@
 //! graph; bias and ReLU are applied in one pass that also creates the node; the backward is
 //! `g' = g ⊙ 1[y > 0]`, `∂x = g' W` (only when `x` needs it), `∂W = g'ᵀ x`, `∂b = Σ_rows g'`.
 
-use candle_core::{
-    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor,
-};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use crate::fused::enabled;
+use crate::parallel_gemm::{matmul, Element, Strided};
+use crate::simd;
 
 /// Whether [`linear`] runs fused for `x` `(B, in)` and `weight` `(out, in)`.
 pub fn applicable(x: &Tensor, weight: &Tensor) -> bool {
@@ -23,22 +23,47 @@ pub fn applicable(x: &Tensor, weight: &Tensor) -> bool {
 
 /// `act(x Wᵀ + b)`: `x` `(B, in)`, `weight` `(out, in)`, `bias` `(out,)` → `(B, out)`.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor, relu: bool) -> Result<Tensor> {
-    let product = x.detach().matmul(&weight.detach().t()?)?;
-    let (_, out) = product.dims2()?;
-    if bias.elem_count() != out {
+    let (_, x_in) = x.dims2()?;
+    let (out, w_in) = weight.dims2()?;
+    if x_in != w_in || bias.elem_count() != out {
         bail!(
-            "fused linear: bias of {} for {out} outputs",
+            "fused linear: x (_, {x_in}), weight ({out}, {w_in}), bias of {}",
             bias.elem_count()
         );
     }
-    x.apply_op3(weight, bias, BiasAct { product, relu })
+    x.apply_op3(weight, bias, BiasAct { relu })
 }
 
-/// Forward node: reads the precomputed product, adds the bias, applies the activation.
+/// Forward node: `x Wᵀ` by [`matmul`], then the bias and activation in one pass.
 struct BiasAct {
-    /// `x Wᵀ`, `(B, out)`, outside the graph.
-    product: Tensor,
     relu: bool,
+}
+
+/// The `(rows, cols)` matrix a rank-2 layout describes inside its storage.
+fn strided<'a, T>(v: &'a [T], l: &Layout) -> Result<(usize, usize, Strided<'a, T>)> {
+    let (rows, cols) = l.shape().dims2()?;
+    let stride = l.stride();
+    Ok((
+        rows,
+        cols,
+        Strided {
+            data: &v[l.start_offset()..],
+            row_stride: stride[0],
+            col_stride: stride[1],
+        },
+    ))
+}
+
+/// `x Wᵀ` for `x` `(B, in)` and `W` `(out, in)` in any rank-2 layouts, row-major `(B, out)`.
+fn product_xwt<T: Element>(x: &[T], lx: &Layout, w: &[T], lw: &Layout) -> Result<Vec<T>> {
+    let (rows, k, x) = strided(x, lx)?;
+    let (out, _, w) = strided(w, lw)?;
+    let wt = Strided {
+        data: w.data,
+        row_stride: w.col_stride,
+        col_stride: w.row_stride,
+    };
+    Ok(matmul(rows, k, out, x, wt))
 }
 
 fn contiguous<'a, T>(v: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
@@ -52,13 +77,17 @@ macro_rules! bias_act {
     ($p:expr, $b:expr, $relu:expr) => {{
         let n = $b.len();
         let mut out = Vec::with_capacity($p.len());
-        for row in $p.chunks_exact(n) {
-            if $relu {
-                out.extend(row.iter().zip($b).map(|(&v, &b)| (v + b).max(0.0)));
-            } else {
-                out.extend(row.iter().zip($b).map(|(&v, &b)| v + b));
-            }
-        }
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                out.resize($p.len(), 0.0);
+                for (o, row) in out.chunks_exact_mut(n).zip($p.chunks_exact(n)) {
+                    for ((o, &v), &b) in o.iter_mut().zip(row).zip($b) {
+                        *o = if $relu { (v + b).max(0.0) } else { v + b };
+                    }
+                }
+            },
+        );
         out
     }};
 }
@@ -70,33 +99,29 @@ impl CustomOp3 for BiasAct {
 
     fn cpu_fwd(
         &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let product = self.product.contiguous()?;
-        let (storage, layout) = product.storage_and_layout();
-        let out = match (&*storage, s3) {
-            (Storage::Cpu(CpuStorage::F32(p)), CpuStorage::F32(b)) => {
-                let (p, b) = (
-                    contiguous(p, layout, "product")?,
-                    contiguous(b, l3, "bias")?,
-                );
-                CpuStorage::F32(bias_act!(p, b, self.relu))
+        let (rows, _) = l1.shape().dims2()?;
+        let (out_dim, _) = l2.shape().dims2()?;
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                let p = product_xwt(x, l1, w, l2)?;
+                let b = contiguous(b, l3, "bias")?;
+                CpuStorage::F32(bias_act!(&p[..], b, self.relu))
             }
-            (Storage::Cpu(CpuStorage::F64(p)), CpuStorage::F64(b)) => {
-                let (p, b) = (
-                    contiguous(p, layout, "product")?,
-                    contiguous(b, l3, "bias")?,
-                );
-                CpuStorage::F64(bias_act!(p, b, self.relu))
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                let p = product_xwt(x, l1, w, l2)?;
+                let b = contiguous(b, l3, "bias")?;
+                CpuStorage::F64(bias_act!(&p[..], b, self.relu))
             }
             _ => bail!("fused linear: f32 or f64 CPU tensors of one dtype expected"),
         };
-        Ok((out, layout.shape().clone()))
+        Ok((out, Shape::from((rows, out_dim))))
     }
 
     fn bwd(
@@ -107,28 +132,57 @@ impl CustomOp3 for BiasAct {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let g = if self.relu {
-            res.apply_op2_no_bwd(&grad.contiguous()?, &ReluMask)?
-        } else {
-            grad.clone()
-        };
+        // One pass gives the masked gradient and, in an extra last row, its column sums (candle's
+        // `sum(0)` walks the batch with a stride and was 6 % of a training step).
+        let (rows, out) = grad.dims2()?;
+        let masked = res.apply_op2_no_bwd(&grad.contiguous()?, &MaskAndColumnSums(self.relu))?;
+        let g = masked.narrow(0, 0, rows)?;
+        let b_grad = masked.narrow(0, rows, 1)?.reshape(out)?;
         let x_grad = if x.track_op() {
-            Some(g.matmul(&weight.detach())?)
+            Some(g.apply_op2_no_bwd(&weight.detach(), &Product::GradInput)?)
         } else {
             None
         };
-        let w_grad = g.t()?.matmul(&x.detach())?;
-        let b_grad = g.sum(0)?;
+        let w_grad = g.apply_op2_no_bwd(&x.detach(), &Product::GradWeight)?;
         Ok((x_grad, Some(w_grad), Some(b_grad)))
     }
 }
 
-/// `g ⊙ 1[y > 0]` from `y` and `g`, one pass.
-struct ReluMask;
+/// The backward products from the masked gradient `g` `(B, out)`: `g W` (with `W` `(out, in)`)
+/// or `gᵀ x` (with `x` `(B, in)`).
+enum Product {
+    GradInput,
+    GradWeight,
+}
 
-impl CustomOp2 for ReluMask {
+fn backward_product<T: Element>(
+    which: &Product,
+    g: &[T],
+    lg: &Layout,
+    other: &[T],
+    lo: &Layout,
+) -> Result<(Vec<T>, Shape)> {
+    let (rows, out, g) = strided(g, lg)?;
+    let (o_rows, o_cols, o) = strided(other, lo)?;
+    Ok(match which {
+        Product::GradInput => (matmul(rows, out, o_cols, g, o), Shape::from((rows, o_cols))),
+        Product::GradWeight => {
+            let gt = Strided {
+                data: g.data,
+                row_stride: g.col_stride,
+                col_stride: g.row_stride,
+            };
+            (
+                matmul(out, o_rows, o_cols, gt, o),
+                Shape::from((out, o_cols)),
+            )
+        }
+    })
+}
+
+impl CustomOp2 for Product {
     fn name(&self) -> &'static str {
-        "fused-linear-relu-mask"
+        "fused-linear-grad-product"
     }
 
     fn cpu_fwd(
@@ -138,19 +192,73 @@ impl CustomOp2 for ReluMask {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        Ok(match (s1, s2) {
+            (CpuStorage::F32(g), CpuStorage::F32(o)) => {
+                let (v, shape) = backward_product(self, g, l1, o, l2)?;
+                (CpuStorage::F32(v), shape)
+            }
+            (CpuStorage::F64(g), CpuStorage::F64(o)) => {
+                let (v, shape) = backward_product(self, g, l1, o, l2)?;
+                (CpuStorage::F64(v), shape)
+            }
+            _ => bail!("fused linear: f32 or f64 tensors of one dtype expected"),
+        })
+    }
+}
+
+/// From `y` and `g`, both `(B, N)`: `(B + 1, N)` holding `g ⊙ 1[y > 0]` (or `g` itself when the
+/// flag is off) in its first `B` rows and that matrix's column sums in the last.
+struct MaskAndColumnSums(bool);
+
+macro_rules! mask_and_sum {
+    ($t:ty, $y:expr, $g:expr, $n:expr, $relu:expr) => {{
+        let (y, g, n, relu): (&[$t], &[$t], usize, bool) = ($y, $g, $n, $relu);
+        let mut out = vec![0 as $t; g.len() + n];
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                let (rows, sums) = out.split_at_mut(g.len());
+                for ((row, y), g) in rows
+                    .chunks_exact_mut(n)
+                    .zip(y.chunks_exact(n))
+                    .zip(g.chunks_exact(n))
+                {
+                    for (((o, s), &y), &g) in row.iter_mut().zip(sums.iter_mut()).zip(y).zip(g) {
+                        let v = if !relu || y > 0.0 { g } else { 0.0 };
+                        *o = v;
+                        *s += v;
+                    }
+                }
+            },
+        );
+        out
+    }};
+}
+
+impl CustomOp2 for MaskAndColumnSums {
+    fn name(&self) -> &'static str {
+        "fused-linear-grad-mask-and-sums"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, n) = l1.shape().dims2()?;
         let out = match (s1, s2) {
             (CpuStorage::F32(y), CpuStorage::F32(g)) => {
                 let (y, g) = (contiguous(y, l1, "output")?, contiguous(g, l2, "gradient")?);
-                let v = y.iter().zip(g);
-                CpuStorage::F32(v.map(|(&y, &g)| if y > 0.0 { g } else { 0.0 }).collect())
+                CpuStorage::F32(mask_and_sum!(f32, y, g, n, self.0))
             }
             (CpuStorage::F64(y), CpuStorage::F64(g)) => {
                 let (y, g) = (contiguous(y, l1, "output")?, contiguous(g, l2, "gradient")?);
-                let v = y.iter().zip(g);
-                CpuStorage::F64(v.map(|(&y, &g)| if y > 0.0 { g } else { 0.0 }).collect())
+                CpuStorage::F64(mask_and_sum!(f64, y, g, n, self.0))
             }
             _ => bail!("fused linear: f32 or f64 tensors of one dtype expected"),
         };
-        Ok((out, l1.shape().clone()))
+        Ok((out, Shape::from((rows + 1, n))))
     }
 }

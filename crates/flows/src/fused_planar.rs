@@ -13,6 +13,7 @@ use candle_core::{
 };
 
 use crate::fused::enabled;
+use crate::simd;
 
 /// Whether the fused stack may run for `z` `(B, D)` and `params` `(B, K(2D+1))`.
 pub fn applicable(z: &Tensor, params: &Tensor) -> bool {
@@ -68,8 +69,25 @@ fn sigmoid(x: f64) -> f64 {
     }
 }
 
+/// `aᵀb` in 8 independent lanes, which the compiler vectorizes (one running sum would not be).
+#[inline(always)]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    const LANES: usize = 8;
+    let mut lanes = [0f64; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let mut total = 0.0;
+    for (x, y) in a_chunks.remainder().iter().zip(b_chunks.remainder()) {
+        total += x * y;
+    }
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for (s, (x, y)) in lanes.iter_mut().zip(a.iter().zip(b)) {
+            *s += x * y;
+        }
+    }
+    for lane in lanes {
+        total += lane;
+    }
+    total
 }
 
 /// One layer's derived quantities for a row.
@@ -81,6 +99,7 @@ struct Layer {
     m: f64,
 }
 
+#[inline(always)]
 fn layer(u: &[f64], w: &[f64]) -> Layer {
     let wu = dot(w, u);
     let wn = dot(w, w);
@@ -94,6 +113,7 @@ fn layer(u: &[f64], w: &[f64]) -> Layer {
 }
 
 /// Runs one row forward; `zs` receives `z₀ … z_{K−1}` (K·D) when given. Returns the log-det.
+#[inline(always)]
 fn row_forward(z: &mut [f64], p: &[f64], d: usize, mut zs: Option<&mut [f64]>) -> f64 {
     let mut log_det = 0.0;
     for (k, block) in p.chunks_exact(2 * d + 1).enumerate() {
@@ -103,15 +123,16 @@ fn row_forward(z: &mut [f64], p: &[f64], d: usize, mut zs: Option<&mut [f64]>) -
         let (u, w, b) = (&block[..d], &block[d..2 * d], block[2 * d]);
         let l = layer(u, w);
         let h = (dot(w, z) + b).tanh();
-        z.iter_mut()
-            .zip(u.iter().zip(w))
-            .for_each(|(z, (u, w))| *z += (u + l.c * w) * h);
+        for (z, (u, w)) in z.iter_mut().zip(u.iter().zip(w)) {
+            *z += (u + l.c * w) * h;
+        }
         log_det += (1.0 + (1.0 - h * h) * l.m).abs().ln();
     }
     log_det
 }
 
 /// Backward of one row: `gz` (D) in: grad of `z_K`, out: grad of `z₀`; `gp` (P) out.
+#[inline(always)]
 fn row_backward(z0: &[f64], p: &[f64], d: usize, gz: &mut [f64], gl: f64, gp: &mut [f64]) {
     let k_layers = p.len() / (2 * d + 1);
     let mut zs = vec![0.0; k_layers * d];
@@ -123,10 +144,9 @@ fn row_backward(z0: &[f64], p: &[f64], d: usize, gz: &mut [f64], gl: f64, gp: &m
         let (u, w, b) = (&block[..d], &block[d..2 * d], block[2 * d]);
         let z = &zs[k * d..(k + 1) * d];
         let l = layer(u, w);
-        u_hat
-            .iter_mut()
-            .zip(u.iter().zip(w))
-            .for_each(|(uh, (u, w))| *uh = u + l.c * w);
+        for (uh, (u, w)) in u_hat.iter_mut().zip(u.iter().zip(w)) {
+            *uh = u + l.c * w;
+        }
         let h = (dot(w, z) + b).tanh();
         let dh = 1.0 - h * h;
         let s = 1.0 + dh * l.m;
@@ -144,7 +164,9 @@ fn row_backward(z0: &[f64], p: &[f64], d: usize, gz: &mut [f64], gl: f64, gp: &m
             g[d + i] = l.c * guh + ga * z[i] + gwu * u[i] + 2.0 * gwn * w[i];
         }
         g[2 * d] = ga;
-        gz.iter_mut().zip(w).for_each(|(gz, w)| *gz += ga * w);
+        for (gz, w) in gz.iter_mut().zip(w) {
+            *gz += ga * w;
+        }
     }
 }
 
@@ -159,37 +181,70 @@ fn to_f64<T: WithDType>(s: &[T]) -> Vec<f64> {
     s.iter().map(|v| v.to_f64()).collect()
 }
 
+/// Rows per parallel task: each row is a whole K-layer stack, so a few dozen rows make a task.
+const ROWS_PER_TASK: usize = 16;
+
+/// `kernel(row, out_row)` for every row, each output row `width` wide, rows spread over the
+/// current rayon pool (flowvae's worker pool in training) — rows are independent, so the
+/// numbers do not depend on how they are spread.
+fn for_rows<T: WithDType>(
+    rows: usize,
+    width: usize,
+    kernel: impl Fn(usize, &mut [T]) + Sync,
+) -> Vec<T> {
+    use rayon::prelude::*;
+    let mut out = vec![T::zero(); rows * width];
+    if width == 0 {
+        return out;
+    }
+    let task = |(i, block): (usize, &mut [T])| {
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for (j, row) in block.chunks_exact_mut(width).enumerate() {
+                    kernel(i * ROWS_PER_TASK + j, row);
+                }
+            },
+        )
+    };
+    let blocks = out.par_chunks_mut(ROWS_PER_TASK * width).enumerate();
+    if rows > ROWS_PER_TASK && rayon::current_num_threads() > 1 {
+        blocks.for_each(task);
+    } else {
+        out.chunks_mut(ROWS_PER_TASK * width)
+            .enumerate()
+            .for_each(task);
+    }
+    out
+}
+
 fn forward_impl<T: WithDType>(z: &[T], p: &[T], d: usize) -> Vec<T> {
     let rows = z.len() / d;
     let width = p.len() / rows.max(1);
-    let mut out = Vec::with_capacity(rows * (d + 1));
-    let mut zr = vec![0.0; d];
-    for r in 0..rows {
-        zr.iter_mut()
-            .zip(&z[r * d..(r + 1) * d])
-            .for_each(|(a, b)| *a = b.to_f64());
+    for_rows(rows, d + 1, |r, out| {
+        let mut zr = to_f64(&z[r * d..(r + 1) * d]);
         let pr = to_f64(&p[r * width..(r + 1) * width]);
         let log_det = row_forward(&mut zr, &pr, d, None);
-        out.extend(zr.iter().map(|&v| T::from_f64(v)));
-        out.push(T::from_f64(log_det));
-    }
-    out
+        for (o, &v) in out.iter_mut().zip(zr.iter().chain([&log_det])) {
+            *o = T::from_f64(v);
+        }
+    })
 }
 
 fn backward_impl<T: WithDType>(z: &[T], p: &[T], g: &[T], d: usize) -> Vec<T> {
     let rows = z.len() / d;
     let width = p.len() / rows.max(1);
-    let mut out = Vec::with_capacity(rows * (d + width));
-    let mut gp = vec![0.0; width];
-    for r in 0..rows {
+    for_rows(rows, d + width, |r, out| {
         let z0 = to_f64(&z[r * d..(r + 1) * d]);
         let pr = to_f64(&p[r * width..(r + 1) * width]);
         let gr = &g[r * (d + 1)..(r + 1) * (d + 1)];
         let mut gz = to_f64(&gr[..d]);
+        let mut gp = vec![0.0; width];
         row_backward(&z0, &pr, d, &mut gz, gr[d].to_f64(), &mut gp);
-        out.extend(gz.iter().chain(&gp).map(|&v| T::from_f64(v)));
-    }
-    out
+        for (o, &v) in out.iter_mut().zip(gz.iter().chain(&gp)) {
+            *o = T::from_f64(v);
+        }
+    })
 }
 
 impl CustomOp2 for PlanarStack {

@@ -185,3 +185,42 @@ fn fused_bce_splits_large_inputs_over_threads_without_changing_values() {
     assert_eq!(fused.dims(), &[300]);
     assert!(max_diff(&reference, &fused) < 1e-9);
 }
+
+#[test]
+fn fused_bce_in_f32_matches_the_f64_formula_in_values_and_gradients() {
+    // Width 37 exercises the 16-lane loop and its tail; logits up to ±60 reach both branches.
+    let mut rng = seeded(8, "fused-bce-f32");
+    let logits64 =
+        (standard_normal(&mut rng, (8, 37), DType::F64, &Device::Cpu).unwrap() * 20.0).unwrap();
+    let targets64 = standard_normal(&mut rng, (8, 37), DType::F64, &Device::Cpu)
+        .unwrap()
+        .ge(0.0)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+    let reference = bce_with_logits(&logits64, &targets64)
+        .unwrap()
+        .sum(1)
+        .unwrap();
+    let logits = Var::from_tensor(&logits64.to_dtype(DType::F32).unwrap()).unwrap();
+    let targets = targets64.to_dtype(DType::F32).unwrap();
+    let fused = bce_with_logits_sum(logits.as_tensor(), &targets).unwrap();
+    assert_eq!(fused.dtype(), DType::F32);
+    let fused64 = fused.to_dtype(DType::F64).unwrap();
+    let scale = reference
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(max_diff(&reference, &fused64) < 1e-6 * scale);
+    let grads = fused.sum_all().unwrap().backward().unwrap();
+    let got = grads
+        .get(logits.as_tensor())
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+    let want = (candle_nn::ops::sigmoid(&logits64).unwrap() - &targets64).unwrap();
+    assert!(max_diff(&got, &want) < 1e-6);
+}

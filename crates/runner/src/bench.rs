@@ -82,25 +82,6 @@ pub fn bench_model(k: usize, seed: u64, device: &Device) -> Result<(ParamStore, 
     Ok((store, model))
 }
 
-/// Pins candle's thread count for this process: sets `RAYON_NUM_THREADS` to the available
-/// parallelism when unset, and returns the count in force.
-///
-/// Without it candle 0.11 re-reads `/proc/cpuinfo` to count physical cores on every matmul
-/// (a few per cent of a training step). Call it before any tensor work, while the process
-/// has a single thread: changing the environment of a multi-threaded process is racy.
-pub fn pin_thread_count() -> usize {
-    if let Some(n) = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-    {
-        return n;
-    }
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    n
-}
-
 /// Settings of [`bench_train`].
 #[derive(Debug, Clone)]
 pub struct TrainBenchOptions {
@@ -149,6 +130,15 @@ fn median(sorted: &[f64]) -> f64 {
 /// Times `options.steps` training steps of the benchmark model with Adam (lr 1e-3) after
 /// `options.warmup` untimed ones, each step exactly as the training loop takes it.
 pub fn bench_train(
+    options: &TrainBenchOptions,
+    data: &Dataset,
+    label: &str,
+    device: &Device,
+) -> Result<TrainBenchResult> {
+    flowvae_flows::parallel_gemm::install(|| bench_train_here(options, data, label, device))
+}
+
+fn bench_train_here(
     options: &TrainBenchOptions,
     data: &Dataset,
     label: &str,
@@ -246,6 +236,15 @@ pub struct NllBenchResult {
 /// Times both NLL estimators on the first `options.images` images of `data` with a freshly
 /// initialised benchmark model (speed does not depend on training).
 pub fn bench_nll(
+    options: &NllBenchOptions,
+    data: &Dataset,
+    label: &str,
+    device: &Device,
+) -> Result<NllBenchResult> {
+    flowvae_flows::parallel_gemm::install(|| bench_nll_here(options, data, label, device))
+}
+
+fn bench_nll_here(
     options: &NllBenchOptions,
     data: &Dataset,
     label: &str,

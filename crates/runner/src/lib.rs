@@ -22,6 +22,7 @@ pub mod plot;
 pub mod progress;
 pub mod run_dir;
 pub mod sweep;
+pub mod threads;
 pub mod transform;
 pub mod two_d;
 pub mod vae_config;

@@ -30,6 +30,16 @@ pub fn test_nll(
     samples: usize,
     device: &Device,
 ) -> Result<f64> {
+    flowvae_flows::parallel_gemm::install(|| test_nll_here(model, data, exp, samples, device))
+}
+
+fn test_nll_here(
+    model: &FlowVae,
+    data: &Dataset,
+    exp: &ExperimentVae,
+    samples: usize,
+    device: &Device,
+) -> Result<f64> {
     let mut rng = seeded(exp.seed, "nll");
     let mut maker = BatchMaker::plain();
     let indices: Vec<usize> = (0..data.n).collect();

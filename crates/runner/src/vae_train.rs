@@ -161,6 +161,11 @@ fn resumed_start(
 /// With `resume`, continues from `checkpoints/last.safetensors` when it exists, and ends with
 /// the same metrics and parameters as an uninterrupted run.
 pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -> Result<Trained> {
+    // On flowvae's worker pool, so the dense layers' products split over the workers.
+    flowvae_flows::parallel_gemm::install(|| train_here(exp, run, device, resume))
+}
+
+fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -> Result<Trained> {
     let started = Instant::now();
     let splits = load_splits(&exp.data)?;
     let train_set = &splits.train;
