@@ -9,6 +9,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use crate::fused::enabled;
+use crate::grad_sink;
 use crate::parallel_gemm::{matmul, Element, Strided};
 use crate::simd;
 
@@ -128,7 +129,7 @@ impl CustomOp3 for BiasAct {
         &self,
         x: &Tensor,
         weight: &Tensor,
-        _bias: &Tensor,
+        bias: &Tensor,
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -144,7 +145,10 @@ impl CustomOp3 for BiasAct {
             None
         };
         let w_grad = g.apply_op2_no_bwd(&x.detach(), &Product::GradWeight)?;
-        Ok((x_grad, Some(w_grad), Some(b_grad)))
+        // Inside `grad_sink::backward` the parameters' gradients skip candle's zero-and-add.
+        let w_grad = grad_sink::deposit(weight, w_grad)?;
+        let b_grad = grad_sink::deposit(bias, b_grad)?;
+        Ok((x_grad, w_grad, b_grad))
     }
 }
 

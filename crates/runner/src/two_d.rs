@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::Energy2d;
+use flowvae_flows::grad_sink;
 use flowvae_flows::rng::{seeded, standard_normal, SeededRng};
 use flowvae_flows::{
     build_stack, standard_normal_log_prob, Composed, Conditioning, Flow, FlowDistribution,
@@ -206,7 +207,7 @@ pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<serde
                 step,
             });
         }
-        opt.step(&step_loss.loss.backward()?)?;
+        opt.step(&grad_sink::backward(&step_loss.loss)?)?;
         progress.set(step as u64, &format!("loss {loss_value:.4}"));
         if step % exp.train.log_every.get() == 0 || step == steps {
             let test_nll = match &test_set {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::{Batcher, Dataset, Splits};
+use flowvae_flows::grad_sink;
 use flowvae_flows::rng::{seeded, standard_normal};
 use flowvae_flows::ParamStore;
 use flowvae_vae::{bound_terms, warmup_beta, Bound, FlowVae};
@@ -239,7 +240,7 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
             let fault = match fault {
                 Some(f) => Some(f),
                 None => {
-                    let grads = loss.backward()?;
+                    let grads = grad_sink::backward(&loss)?;
                     match opt.step(&grads) {
                         Ok(()) => None,
                         Err(RunnerError::NonFinite { .. }) => Some(format!(
