@@ -6,8 +6,9 @@
 #
 # Builds flowvae in release (CARGO_TARGET_DIR honoured), installs torch with pip when missing
 # (plain `pip install torch` from PyPI), and warns when the load average says the machine is
-# busy: 2-thread timings collapse under contention. Raw JSON lines go to $OUT (default
-# results/bench/raw-<timestamp>.jsonl); the table goes to stdout.
+# busy or (on a VM) the hypervisor steals CPU: 2-thread timings collapse under contention.
+# Raw JSON lines go to $OUT (default results/bench/raw-<timestamp>.jsonl); the table goes to
+# stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,13 +50,23 @@ check_load() {
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $cores cores" >&2
 echo "torch $("$PY" -c 'import torch; print(torch.__version__)'), $(rustc --version)" >&2
 
+# "steal total" jiffies from /proc/stat: on a VM the hypervisor's steal time says how much of
+# the CPU other tenants took, which the load average does not show.
+cpu_jiffies() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print $9, t}' /proc/stat; }
+
 run() { # label, command...
     local label=$1; shift
-    local load line
+    local load line before after steal
     load=$(check_load)
+    before=$(cpu_jiffies)
     line=$("$@" | tail -n 1)
-    echo "$line" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); d['load_before']=$load; d['label']='$label'; print(json.dumps(d))" >> "$OUT"
-    echo "  $label: $(tail -n 1 "$OUT" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); print(d.get('error') or '%.2f ms/step, %.0f samples/s' % (d['median_ms'], d['samples_per_s']))") (load $load)" >&2
+    after=$(cpu_jiffies)
+    steal=$(echo "$before $after" | awk '{d=$4-$2; printf "%.3f", d > 0 ? ($3-$1)/d : 0}')
+    if awk -v s="$steal" 'BEGIN { exit !(s > 0.05) }'; then
+        echo "WARNING: $label: the hypervisor stole ${steal} of the CPU during the run: timings are not reliable" >&2
+    fi
+    echo "$line" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); d['load_before']=$load; d['steal']=$steal; d['label']='$label'; print(json.dumps(d))" >> "$OUT"
+    echo "  $label: $(tail -n 1 "$OUT" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); print(d.get('error') or '%.2f ms/step, %.0f samples/s' % (d['median_ms'], d['samples_per_s']))") (load $load, steal $steal)" >&2
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -98,5 +109,8 @@ for r in rows:
 loads = [r["load_before"] for r in rows if "load_before" in r]
 if loads:
     print(f"\nload average before runs: min {min(loads):.2f}, max {max(loads):.2f}")
+steals = [r["steal"] for r in rows if "steal" in r]
+if steals:
+    print(f"CPU stolen by the hypervisor during runs: max {max(steals):.1%}")
 print(f"raw: {sys.argv[1]}")
 PYEOF
