@@ -61,7 +61,7 @@ run() { # label, command...
     before=$(cpu_jiffies)
     line=$("$@" | tail -n 1)
     after=$(cpu_jiffies)
-    steal=$(echo "$before $after" | awk '{d=$4-$2; printf "%.3f", d > 0 ? ($3-$1)/d : 0}')
+    steal=$(echo "$before $after" | awk '{d = $4 - $2; printf "%.3f", (d > 0 ? ($3 - $1) / d : 0)}')
     if awk -v s="$steal" 'BEGIN { exit !(s > 0.05) }'; then
         echo "WARNING: $label: the hypervisor stole ${steal} of the CPU during the run: timings are not reliable" >&2
     fi
