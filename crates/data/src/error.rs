@@ -67,6 +67,17 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// A gzipped file decompresses to more than the reader accepts.
+    #[error(
+        "{}: decompresses to more than {limit} bytes; a data file this large is refused (a corrupt or hostile gzip stream?)",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// None of the accepted file names exists in a folder.
     #[error("{}: none of {} found", dir.display(), list_names(candidates))]
     NotFound {

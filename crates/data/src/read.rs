@@ -30,8 +30,18 @@ pub(crate) fn read_file(path: &Path) -> Result<FileBytes> {
     decode(path, raw)
 }
 
+/// The most bytes a gzipped data file may decompress to: 16x the largest real data set we read
+/// (MNIST's 47 MB of training images would fit many times), so that a "gzip bomb" of a few MB
+/// is refused before it fills memory.
+pub(crate) const MAX_DECOMPRESSED: u64 = 1 << 30;
+
 /// Gunzips `raw` if it starts with the gzip magic; `path` is used for error messages only.
 pub(crate) fn decode(path: &Path, raw: Vec<u8>) -> Result<FileBytes> {
+    decode_with_limit(path, raw, MAX_DECOMPRESSED)
+}
+
+/// [`decode`] with the decompressed size capped at `limit` bytes.
+pub(crate) fn decode_with_limit(path: &Path, raw: Vec<u8>, limit: u64) -> Result<FileBytes> {
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(FileBytes {
             path: path.to_path_buf(),
@@ -39,13 +49,21 @@ pub(crate) fn decode(path: &Path, raw: Vec<u8>) -> Result<FileBytes> {
             gzipped: false,
         });
     }
-    let mut bytes = Vec::with_capacity(raw.len() * 4);
+    let capacity = raw.len().saturating_mul(4).min(limit as usize);
+    let mut bytes = Vec::with_capacity(capacity);
     MultiGzDecoder::new(raw.as_slice())
+        .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|source| DataError::Gzip {
             path: path.to_path_buf(),
             source,
         })?;
+    if bytes.len() as u64 > limit {
+        return Err(DataError::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
     Ok(FileBytes {
         path: path.to_path_buf(),
         bytes,
@@ -155,5 +173,27 @@ mod tests {
         assert!(matches!(e, DataError::Io { .. }) && e.to_string().contains("nope"));
         let e = find_first(dir.path(), &["x".into(), "y.gz".into()]).unwrap_err();
         assert!(e.to_string().contains("none of x, y.gz found"), "{e}");
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn a_gzip_stream_that_inflates_past_the_limit_is_refused() {
+        let bomb = gzip(&vec![0u8; 1 << 20]);
+        assert!(
+            bomb.len() < 4096,
+            "1 MiB of zeros compresses to {} bytes",
+            bomb.len()
+        );
+        let err = decode_with_limit(Path::new("bomb.gz"), bomb.clone(), 1 << 16).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("bomb.gz") && text.contains("65536"), "{text}");
+        let ok = decode_with_limit(Path::new("bomb.gz"), bomb, 1 << 20).unwrap();
+        assert_eq!(ok.bytes.len(), 1 << 20);
+        assert!(ok.gzipped);
     }
 }
