@@ -138,7 +138,13 @@ impl Group<'_> {
 pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result<String> {
     let mut groups: BTreeMap<(usize, String), Group> = BTreeMap::new();
     let mut order: BTreeMap<String, usize> = BTreeMap::new();
-    for run in runs {
+    // The baseline's row first, the others in the order their runs were found.
+    let is_baseline = |r: &&RunRecord| baseline.is_some_and(|b| r.label == b);
+    let ordered = runs
+        .iter()
+        .filter(is_baseline)
+        .chain(runs.iter().filter(|r| !is_baseline(r)));
+    for run in ordered {
         let next = order.len();
         let index = *order.entry(run.group_key.clone()).or_insert(next);
         groups
