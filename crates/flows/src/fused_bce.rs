@@ -81,19 +81,18 @@ fn bce_row_f64(l: &[f64], x: &[f64]) -> f64 {
 /// Below this many elements the row sums run on the calling thread.
 const PAR_MIN: usize = 1 << 18;
 
-/// `f` over the rows of width `n` of `l` and `x`, split over candle's thread count when large
-/// (the NLL estimator's chunks of 10⁴ rows spend most of their non-matmul time here).
+/// Rows per parallel task when the input is large.
+const ROWS_PER_TASK: usize = 256;
+
+/// `f` over the rows of width `n` of `l` and `x`; large inputs (the NLL estimator's chunks of
+/// 10⁴ rows) are spread over the current rayon pool — flowvae's worker pool, as for the dense
+/// layers' products — since candle's own thread count is 1 in the binary.
 fn rows_par<T: Sync, U: Send, F>(l: &[T], x: &[T], n: usize, f: F) -> Vec<U>
 where
     // A generic (not a fn pointer) so that the row kernel inlines into the vectorized loop.
     F: Fn(&[T], &[T]) -> U + Sync + Copy,
 {
-    let rows = l.len() / n.max(1);
-    let threads = if l.len() >= PAR_MIN {
-        candle_core::utils::get_num_threads().clamp(1, rows.max(1))
-    } else {
-        1
-    };
+    use rayon::prelude::*;
     let serial = |l: &[T], x: &[T]| -> Vec<U> {
         simd::dispatch(
             #[inline(always)]
@@ -106,21 +105,16 @@ where
             },
         )
     };
-    if threads <= 1 {
+    if l.len() < PAR_MIN || rayon::current_num_threads() < 2 || n == 0 {
         return serial(l, x);
     }
-    let per = rows.div_ceil(threads) * n;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = l
-            .chunks(per)
-            .zip(x.chunks(per))
-            .map(|(l, x)| scope.spawn(move || serial(l, x)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("bce worker panicked"))
-            .collect()
-    })
+    let per = ROWS_PER_TASK * n;
+    let parts: Vec<Vec<U>> = l
+        .par_chunks(per)
+        .zip(x.par_chunks(per))
+        .map(|(l, x)| serial(l, x))
+        .collect();
+    parts.into_iter().flatten().collect()
 }
 
 /// `(σ(l) − t)·g` (or `−l·g` for the targets) per element, `g` one value per row of width `n`.
