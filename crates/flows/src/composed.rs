@@ -116,6 +116,20 @@ impl Flow for Composed {
         }
         self.run(x, cond, false)
     }
+    fn prepare_amortized(&self, params: &Tensor) -> Result<Tensor> {
+        let offsets = self.param_offsets();
+        let mut parts = Vec::with_capacity(self.layers.len());
+        for (layer, offset) in self.layers.iter().zip(offsets) {
+            let width = layer.num_amortized_params();
+            if width > 0 {
+                parts.push(layer.prepare_amortized(&params.narrow(1, offset, width)?)?);
+            }
+        }
+        if parts.is_empty() {
+            return Ok(params.clone());
+        }
+        Ok(Tensor::cat(&parts, 1)?)
+    }
     fn is_invertible(&self) -> bool {
         self.layers.iter().all(|l| l.is_invertible())
     }
@@ -162,6 +176,9 @@ impl Flow for Inverted {
     }
     fn forward(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
         self.inner.inverse(x, cond)
+    }
+    fn prepare_amortized(&self, params: &Tensor) -> Result<Tensor> {
+        self.inner.prepare_amortized(params)
     }
     fn is_invertible(&self) -> bool {
         // Running backwards needs the inner inverse; running forwards again needs nothing.

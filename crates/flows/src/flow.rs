@@ -59,6 +59,15 @@ pub trait Flow: Debug + Send + Sync {
     /// Sampling direction: `(B, D) → ((B, D), log|det J| (B,))`.
     fn forward(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)>;
 
+    /// The per-data-point work on amortized parameters `(B, P) → (B, P)` that all posterior
+    /// samples of a data point share (Sylvester's orthogonalisation of `Q`), done once before
+    /// the rows are repeated for `S` samples. `forward` accepts the result in place of the raw
+    /// parameters and gives the same output (and it still accepts raw ones); the default
+    /// returns them unchanged.
+    fn prepare_amortized(&self, params: &Tensor) -> Result<Tensor> {
+        Ok(params.clone())
+    }
+
     /// Whether this is an amortized planar layer, so that a stack of them may run as one
     /// fused op ([`crate::fused_planar`]); only [`crate::planar::Planar`] says yes.
     #[doc(hidden)]

@@ -82,6 +82,15 @@ impl Sylvester {
         })
     }
 
+    /// Width of the block `Q` is made from.
+    fn q_width(&self) -> usize {
+        match self.kind {
+            SylvesterKind::Orthogonal { m } => self.dim * m,
+            SylvesterKind::Householder { reflections } => self.dim * reflections,
+            SylvesterKind::Triangular { .. } => 0,
+        }
+    }
+
     /// `(rows, D, M)` orthonormal columns from the raw block.
     fn q_matrix(&self, raw: Option<&Tensor>) -> Result<Tensor> {
         let (d, m) = (self.dim, self.m);
@@ -127,30 +136,38 @@ fn permutation_matrix(d: usize, reversed: bool, dtype: DType, dev: &Device) -> R
 
 /// Iterative orthogonalisation `Q ← Q (I + ½(I − QᵀQ))` after scaling to spectral norm ≤ 1;
 /// converges quadratically once close. Runs until `max|QᵀQ − I|` is below the dtype's
-/// tolerance (checked every few steps) or 100 steps.
+/// tolerance (checked every few steps) or 100 steps. A `Q` already within tolerance (one from
+/// [`Flow::prepare_amortized`]) is returned as it is, at the cost of one `QᵀQ`.
 fn orthogonalize(q: &Tensor, eye_m: &Tensor) -> Result<Tensor> {
     let tol = if q.dtype() == DType::F64 { 1e-13 } else { 1e-6 };
+    let defect_of = |q: &Tensor| -> Result<Tensor> {
+        let qtq = q.transpose(1, 2)?.contiguous()?.matmul(q)?;
+        Ok(eye_m.broadcast_sub(&qtq)?)
+    };
+    if worst_entry(&defect_of(q)?)? < tol {
+        return Ok(q.clone());
+    }
     let norm = q.sqr()?.sum_keepdim((1, 2))?.sqrt()?;
     let mut q = q.broadcast_div(&norm)?;
     for step in 0..100 {
-        let qtq = q.transpose(1, 2)?.contiguous()?.matmul(&q)?;
-        let defect = eye_m.broadcast_sub(&qtq)?;
-        if step % 4 == 0 {
-            let worst: f64 = defect
-                .abs()?
-                .max_keepdim(1)?
-                .max_keepdim(2)?
-                .flatten_all()?
-                .max(0)?
-                .to_dtype(DType::F64)?
-                .to_scalar()?;
-            if worst < tol {
-                break;
-            }
+        let defect = defect_of(&q)?;
+        if step % 4 == 0 && worst_entry(&defect)? < tol {
+            break;
         }
         q = q.matmul(&(defect * 0.5)?.broadcast_add(eye_m)?)?;
     }
     Ok(q)
+}
+
+/// `max |a_ij|` over a batch of matrices `(rows, M, M)`.
+fn worst_entry(a: &Tensor) -> Result<f64> {
+    Ok(a.abs()?
+        .max_keepdim(1)?
+        .max_keepdim(2)?
+        .flatten_all()?
+        .max(0)?
+        .to_dtype(DType::F64)?
+        .to_scalar()?)
 }
 
 impl Flow for Sylvester {
@@ -168,15 +185,25 @@ impl Flow for Sylvester {
         self.source.amortized_width()
     }
 
-    fn forward(&self, z: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
+    /// Orthogonalises the amortized `Q` block once per data point (the costly part of this
+    /// flow when `S` samples share it); the other blocks pass through.
+    fn prepare_amortized(&self, params: &Tensor) -> Result<Tensor> {
+        if !matches!(self.kind, SylvesterKind::Orthogonal { .. }) {
+            return Ok(params.clone());
+        }
         let (d, m) = (self.dim, self.m);
+        let rows = params.dim(0)?;
+        let head = params.narrow(1, 0, m * m + 3 * m)?;
+        let raw_q = params.narrow(1, m * m + 3 * m, d * m)?;
+        let q = self.q_matrix(Some(&raw_q))?.reshape((rows, d * m))?;
+        Ok(Tensor::cat(&[head, q], 1)?)
+    }
+
+    fn forward(&self, z: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
+        let m = self.m;
         let raw = self.source.resolve(&cond, &self.name())?;
         let rows = raw.dim(0)?;
-        let q_width = match self.kind {
-            SylvesterKind::Orthogonal { .. } => d * m,
-            SylvesterKind::Householder { reflections } => d * reflections,
-            SylvesterKind::Triangular { .. } => 0,
-        };
+        let q_width = self.q_width();
         let parts = split_columns(&raw, &[m * m, m, m, m, q_width])?;
         let full = parts[0].reshape((rows, m, m))?;
         let (diag1, diag2) = (parts[1].tanh()?, parts[2].tanh()?);

@@ -286,6 +286,53 @@ fn every_parameter_and_amortized_input_receives_a_gradient() {
     }
 }
 
+/// `prepare_amortized` (done once per data point before `S` samples share the parameters)
+/// must not change the map, its log-det or the gradients reaching the raw parameters.
+#[test]
+fn prepared_amortized_parameters_give_the_same_map_and_gradients() {
+    let max_diff = |a: &Tensor, b: &Tensor| -> f64 {
+        let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+        d.max(0).unwrap().to_scalar().unwrap()
+    };
+    let mut changed = Vec::new();
+    for case in cases() {
+        let (built, x) = prepared(&case, 3, 12);
+        let Some(raw) = built.params.as_ref() else {
+            continue;
+        };
+        let raw = Var::from_tensor(raw).unwrap();
+        let run = |params: &Tensor| {
+            let cond = Conditioning {
+                params: Some(params),
+                context: built.context.as_ref(),
+            };
+            let (y, log_det) = built.stack.forward(&x, cond).unwrap();
+            let loss = (y.sum_all().unwrap() + log_det.sum_all().unwrap()).unwrap();
+            let grad = loss
+                .backward()
+                .unwrap()
+                .get(raw.as_tensor())
+                .unwrap()
+                .clone();
+            (y, log_det, grad)
+        };
+        let ready = built.stack.prepare_amortized(raw.as_tensor()).unwrap();
+        if max_diff(&ready, raw.as_tensor()) > 1e-3 {
+            changed.push(case.yaml);
+        }
+        let (y0, ld0, g0) = run(raw.as_tensor());
+        let (y1, ld1, g1) = run(&ready);
+        assert!(max_diff(&y0, &y1) < 1e-10, "{}: output moved", case.yaml);
+        assert!(max_diff(&ld0, &ld1) < 1e-10, "{}: log-det moved", case.yaml);
+        assert!(max_diff(&g0, &g1) < 1e-8, "{}: gradient moved", case.yaml);
+    }
+    // Not vacuous: the Sylvester-orthogonal cases do replace their raw Q.
+    assert!(
+        changed.iter().any(|c| c.contains("sylvester_orthogonal")),
+        "{changed:?}"
+    );
+}
+
 #[test]
 fn save_then_load_gives_identical_outputs() {
     let dir = tempfile::tempdir().unwrap();

@@ -123,7 +123,7 @@ pub fn transform(
             };
             let x = Tensor::from_vec(values, (n, dim), device)?;
             let model = &loaded.model;
-            let enc = model.encoder.forward(&x)?;
+            let enc = model.encode(&x)?;
             let eps = if sample {
                 standard_normal(
                     &mut seeded(seed, "transform"),

@@ -112,6 +112,17 @@ impl FlowVae {
         self.input_dim
     }
 
+    /// The encoder's output for `x` `(B, D_x)` with the flow's amortized parameters prepared
+    /// once per data point ([`Flow::prepare_amortized`]), ready to be repeated for several
+    /// posterior samples.
+    pub fn encode(&self, x: &Tensor) -> Result<EncoderOutput> {
+        let mut enc = self.encoder.forward(x)?;
+        if let Some(params) = &enc.flow_params {
+            enc.flow_params = Some(self.flow.prepare_amortized(params)?);
+        }
+        Ok(enc)
+    }
+
     /// Pushes `ε` `(N, z)` through `q₀` and the flow: `(z_K, log q_K(z_K|x))`. `enc` must have
     /// `N` rows (see [`EncoderOutput::repeat_rows`]).
     pub fn posterior_sample(&self, enc: &EncoderOutput, eps: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -140,7 +151,7 @@ impl FlowVae {
 
     /// Reconstructions: decoder means at the posterior mean path (ε = 0), `(B, D_x)`.
     pub fn reconstruct(&self, x: &Tensor) -> Result<Tensor> {
-        let enc = self.encoder.forward(x)?;
+        let enc = self.encode(x)?;
         let eps = enc.q0.mu.zeros_like()?;
         let (z, _) = self.posterior_sample(&enc, &eps)?;
         self.decoder.mean(&z)

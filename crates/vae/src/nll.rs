@@ -55,7 +55,7 @@ pub fn log_likelihood(
     chunk: usize,
     rng: &mut SeededRng,
 ) -> Result<Vec<f64>> {
-    let enc = model.encoder.forward(x)?;
+    let enc = model.encode(x)?;
     estimate(model, x, samples, chunk, rng, |x_rep, k| {
         enc.repeat_rows(k).map(|e| (x_rep, e))
     })

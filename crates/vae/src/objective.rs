@@ -45,7 +45,7 @@ pub fn bound_terms(
 ) -> Result<BoundTerms> {
     let b = x.dim(0)?;
     let k = samples.max(1);
-    let enc = model.encoder.forward(x)?.repeat_rows(k)?;
+    let enc = model.encode(x)?.repeat_rows(k)?;
     let x_rep = repeat_rows(x, k)?;
     let terms = model.terms(&x_rep, &enc, eps)?;
     let per_point = |t: &Tensor| -> Result<Tensor> { Ok(t.reshape((b, k))?.mean(1)?) };
