@@ -41,8 +41,8 @@ impl AutoregressiveAffine {
 
     /// `(μ, s)` at `x`, each `(B, D)`.
     fn shift_scale(&self, x: &Tensor, cond: &Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        let context = context_of(cond, "iaf", self.context_dim)?;
-        let out = self.made.forward(x, context)?;
+        let context = context_of(cond, "iaf", self.context_dim, x.dim(0)?)?;
+        let out = self.made.forward(x, context.as_ref())?;
         let d = self.made.dim();
         let mu = out.narrow(1, 0, d)?;
         let s = soft_clamp(&out.narrow(1, d, d)?, self.scale_bound)?;

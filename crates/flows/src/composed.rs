@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use crate::error::{FlowError, Result};
-use crate::flow::{Conditioning, Flow};
+use crate::flow::{expand_rows, Conditioning, Flow};
 
 /// `f_K ∘ … ∘ f_1`: applies its layers in order in `forward`, in reverse in `inverse`.
 ///
@@ -58,8 +58,11 @@ impl Composed {
         if let (false, Some(params)) = (backwards, cond.params) {
             let all_planar =
                 !self.layers.is_empty() && self.layers.iter().all(|l| l.is_amortized_planar());
-            if all_planar && crate::fused_planar::applicable(x, params) {
-                return Ok(crate::fused_planar::planar_stack(x, params)?);
+            if all_planar {
+                let params = expand_rows(params, x.dim(0)?)?;
+                if crate::fused_planar::applicable(x, &params) {
+                    return Ok(crate::fused_planar::planar_stack(x, &params)?);
+                }
             }
         }
         let offsets = self.param_offsets();
@@ -112,7 +115,8 @@ impl Flow for Composed {
     }
     fn forward(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
         if self.num_amortized_params() > 0 {
-            crate::flow::amortized_params(&cond, &self.name(), self.num_amortized_params())?;
+            let (name, width, rows) = (self.name(), self.num_amortized_params(), x.dim(0)?);
+            crate::flow::shared_amortized_params(&cond, &name, width, rows)?;
         }
         self.run(x, cond, false)
     }

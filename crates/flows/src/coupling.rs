@@ -52,8 +52,8 @@ impl AffineCoupling {
     /// `(s, t)`, each `(B, D)` and zero on the conditioning coordinates.
     fn scale_shift(&self, x: &Tensor, cond: &Conditioning<'_>) -> Result<(Tensor, Tensor)> {
         let kept = x.broadcast_mul(&self.mask)?;
-        let input = match context_of(cond, "affine_coupling", self.context_dim)? {
-            Some(context) => Tensor::cat(&[&kept, context], 1)?,
+        let input = match context_of(cond, "affine_coupling", self.context_dim, x.dim(0)?)? {
+            Some(context) => Tensor::cat(&[&kept, &context], 1)?,
             None => kept,
         };
         let out = self.net.forward(&input)?;

@@ -6,7 +6,10 @@ use candle_core::Tensor;
 
 use crate::error::{FlowError, Result};
 
-/// What a batch of a flow is conditioned on; every tensor has leading batch dimension `B`.
+/// What a batch of a flow is conditioned on. Each tensor has `B` rows, one per input row, or
+/// `B / k` rows, each shared by `k` consecutive input rows: the `k` posterior samples of one
+/// data point. Sharing gives the same result as repeating the rows; flows with costly
+/// per-row parameters (Sylvester) then do that work once per shared row.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Conditioning<'a> {
     /// `(B, P)`: per-sample flow parameters, e.g. from an encoder head (amortized flows).
@@ -87,45 +90,74 @@ pub trait Flow: Debug + Send + Sync {
     }
 }
 
-/// The `(rows, P)` parameters a flow with amortized width `P` was handed, checked.
-pub(crate) fn amortized_params<'a>(
-    cond: &Conditioning<'a>,
+/// The `(R, W)` conditioning tensor `what` (parameters or context) of `flow`, checked against
+/// the width `W` and against `rows`, the batch of the input: `R` must divide it.
+fn checked_conditioning<'a>(
+    tensor: Option<&'a Tensor>,
     flow: &str,
+    what: &str,
     width: usize,
+    rows: usize,
 ) -> Result<&'a Tensor> {
-    let params = cond.params.ok_or_else(|| FlowError::Conditioning {
+    let error = |message: String| FlowError::Conditioning {
         flow: flow.to_string(),
-        message: format!("is amortized and needs {width} parameters per sample, got none"),
-    })?;
-    let (_, got) = params.dims2()?;
+        message,
+    };
+    let tensor = tensor.ok_or_else(|| error(format!("needs {what} of width {width}, got none")))?;
+    let (got_rows, got) = tensor.dims2()?;
     if got != width {
-        return Err(FlowError::Conditioning {
-            flow: flow.to_string(),
-            message: format!("expects {width} parameters per sample, got {got}"),
-        });
+        return Err(error(format!("expects {what} of width {width}, got {got}")));
     }
-    Ok(params)
+    if got_rows == 0 || !rows.is_multiple_of(got_rows) {
+        return Err(error(format!(
+            "{what} has {got_rows} rows, which must divide the batch of {rows}"
+        )));
+    }
+    Ok(tensor)
 }
 
-/// The `(B, C)` context a flow with context width `C` was handed, checked.
-pub(crate) fn context_of<'a>(
+/// The amortized parameters as handed over, `(R, P)` with `R` dividing `rows`: row `r` serves
+/// input rows `r·k .. r·k+k`, `k = rows / R` (flows that exploit the sharing read this).
+pub(crate) fn shared_amortized_params<'a>(
     cond: &Conditioning<'a>,
     flow: &str,
     width: usize,
-) -> Result<Option<&'a Tensor>> {
+    rows: usize,
+) -> Result<&'a Tensor> {
+    checked_conditioning(cond.params, flow, "parameters", width, rows)
+}
+
+/// The amortized parameters with one row per input row, `(rows, P)`.
+pub(crate) fn amortized_params(
+    cond: &Conditioning<'_>,
+    flow: &str,
+    width: usize,
+    rows: usize,
+) -> Result<Tensor> {
+    expand_rows(shared_amortized_params(cond, flow, width, rows)?, rows)
+}
+
+/// The `(rows, C)` context of a flow with context width `C` (`None` when `C = 0`).
+pub(crate) fn context_of(
+    cond: &Conditioning<'_>,
+    flow: &str,
+    width: usize,
+    rows: usize,
+) -> Result<Option<Tensor>> {
     if width == 0 {
         return Ok(None);
     }
-    let context = cond.context.ok_or_else(|| FlowError::Conditioning {
-        flow: flow.to_string(),
-        message: format!("needs a context of width {width}, got none"),
-    })?;
-    let (_, got) = context.dims2()?;
-    if got != width {
-        return Err(FlowError::Conditioning {
-            flow: flow.to_string(),
-            message: format!("expects a context of width {width}, got {got}"),
-        });
+    let context = checked_conditioning(cond.context, flow, "a context", width, rows)?;
+    Ok(Some(expand_rows(context, rows)?))
+}
+
+/// `(R, W) → (rows, W)`, each row repeated `rows / R` times consecutively (`R` divides `rows`).
+pub fn expand_rows(t: &Tensor, rows: usize) -> Result<Tensor> {
+    let (r, w) = t.dims2()?;
+    if r == rows {
+        return Ok(t.clone());
     }
-    Ok(Some(context))
+    Ok(t.unsqueeze(1)?
+        .broadcast_as((r, rows / r, w))?
+        .reshape((rows, w))?)
 }

@@ -54,6 +54,6 @@ pub use composed::{Composed, Inverted};
 pub use config::{build_stack, FlowSpec, StackOptions};
 pub use distribution::FlowDistribution;
 pub use error::{FlowError, Result};
-pub use flow::{Conditioning, Flow};
+pub use flow::{expand_rows, Conditioning, Flow};
 pub use params::ParamStore;
 pub use rng::{seeded, SeededRng};

@@ -4,7 +4,7 @@ use candle_core::Tensor;
 use candle_nn::{Init, VarBuilder};
 
 use crate::error::Result;
-use crate::flow::{amortized_params, Conditioning};
+use crate::flow::{amortized_params, shared_amortized_params, Conditioning};
 
 /// One named block of a layer's parameter vector, e.g. `("u", D)`.
 #[derive(Debug, Clone, Copy)]
@@ -69,11 +69,28 @@ impl ParamSource {
         }
     }
 
-    /// The parameter rows for this batch: `(1, P)` when global, `(B, P)` when amortized.
-    pub fn resolve(&self, cond: &Conditioning<'_>, flow: &str) -> Result<Tensor> {
+    /// The parameter rows for an input of `rows` rows: `(1, P)` when global, `(rows, P)` when
+    /// amortized.
+    pub fn resolve(&self, cond: &Conditioning<'_>, flow: &str, rows: usize) -> Result<Tensor> {
         match self {
             Self::Global(tensors) => Ok(Tensor::cat(tensors, 1)?),
-            Self::Amortized(width) => Ok(amortized_params(cond, flow, *width)?.clone()),
+            Self::Amortized(width) => amortized_params(cond, flow, *width, rows),
+        }
+    }
+
+    /// Like [`ParamSource::resolve`], but amortized parameters keep the `R` rows they came
+    /// with, each shared by `rows / R` consecutive input rows (see [`Conditioning`]).
+    pub fn resolve_shared(
+        &self,
+        cond: &Conditioning<'_>,
+        flow: &str,
+        rows: usize,
+    ) -> Result<Tensor> {
+        match self {
+            Self::Global(tensors) => Ok(Tensor::cat(tensors, 1)?),
+            Self::Amortized(width) => {
+                Ok(shared_amortized_params(cond, flow, *width, rows)?.clone())
+            }
         }
     }
 }

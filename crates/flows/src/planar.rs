@@ -40,8 +40,8 @@ impl Planar {
         Ok(Self { dim, source })
     }
 
-    fn params(&self, cond: &Conditioning<'_>) -> Result<PlanarParams> {
-        let raw = self.source.resolve(cond, "planar")?;
+    fn params(&self, cond: &Conditioning<'_>, rows: usize) -> Result<PlanarParams> {
+        let raw = self.source.resolve(cond, "planar", rows)?;
         let [u, w, b]: [Tensor; 3] = split_columns(&raw, &[self.dim, self.dim, 1])?
             .try_into()
             .expect("three blocks");
@@ -74,7 +74,7 @@ impl Flow for Planar {
     }
 
     fn forward(&self, z: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        let p = self.params(&cond)?;
+        let p = self.params(&cond, z.dim(0)?)?;
         let pre = z.broadcast_mul(&p.w)?.sum_keepdim(1)?.broadcast_add(&p.b)?;
         let h = pre.tanh()?;
         let y = (z + p.u_hat.broadcast_mul(&h)?)?;
@@ -89,7 +89,7 @@ impl Flow for Planar {
     }
 
     fn inverse(&self, y: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        let p = self.params(&cond)?.detached()?;
+        let p = self.params(&cond, y.dim(0)?)?.detached()?;
         // wᵀy = a + wᵀû tanh(a + b) with a = wᵀz: monotone in a since wᵀû > −1, and the
         // root lies within |wᵀû| of wᵀy. Bisection halves that bracket 60 times.
         let target = y.broadcast_mul(&p.w)?.sum_keepdim(1)?.detach();

@@ -41,8 +41,8 @@ impl Radial {
         Ok(Self { dim, source })
     }
 
-    fn params(&self, cond: &Conditioning<'_>) -> Result<RadialParams> {
-        let raw = self.source.resolve(cond, "radial")?;
+    fn params(&self, cond: &Conditioning<'_>, rows: usize) -> Result<RadialParams> {
+        let raw = self.source.resolve(cond, "radial", rows)?;
         let [center, alpha_raw, beta_raw]: [Tensor; 3] = split_columns(&raw, &[self.dim, 1, 1])?
             .try_into()
             .expect("three blocks");
@@ -68,7 +68,7 @@ impl Flow for Radial {
     }
 
     fn forward(&self, z: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        let p = self.params(&cond)?;
+        let p = self.params(&cond, z.dim(0)?)?;
         let diff = z.broadcast_sub(&p.center)?;
         let r = row_norm(&diff)?;
         let alpha_plus_r = r.broadcast_add(&p.alpha)?;
@@ -87,7 +87,7 @@ impl Flow for Radial {
     }
 
     fn inverse(&self, y: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        let p = self.params(&cond)?;
+        let p = self.params(&cond, y.dim(0)?)?;
         let diff_y = y.broadcast_sub(&p.center)?;
         // ‖y − z₀‖ = r (1 + β/(α + r))  ⇔  r² + (α + β − ρ) r − ρα = 0, take the root ≥ 0.
         let rho = row_norm(&diff_y)?;

@@ -199,37 +199,55 @@ impl Flow for Sylvester {
         Ok(Tensor::cat(&[head, q], 1)?)
     }
 
+    /// `(B, D) → (B, D)`. Parameter rows may be shared by consecutive input rows
+    /// ([`Conditioning`]): the `k` rows of one parameter row run as one `(k, D)` block, so
+    /// `Q`, `R` and `R̃` are built once per parameter row.
     fn forward(&self, z: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
         let m = self.m;
-        let raw = self.source.resolve(&cond, &self.name())?;
-        let rows = raw.dim(0)?;
+        let (n, d) = z.dims2()?;
+        let raw = self.source.resolve_shared(&cond, &self.name(), n)?;
+        let rows = raw.dim(0)?; // 1 (global) or a divisor of n (amortized)
+        let k = n / rows;
         let q_width = self.q_width();
         let parts = split_columns(&raw, &[m * m, m, m, m, q_width])?;
         let full = parts[0].reshape((rows, m, m))?;
         let (diag1, diag2) = (parts[1].tanh()?, parts[2].tanh()?);
         let b = parts[3].unsqueeze(1)?; // (rows, 1, M)
-        let q = self.q_matrix((q_width > 0).then_some(&parts[4]))?; // (rows, D, M)
+        let q = self.q_matrix((q_width > 0).then_some(&parts[4]))?; // (rows or 1, D, M)
         let diag_embed = |v: &Tensor| v.unsqueeze(2)?.broadcast_mul(&self.eye_m);
         let r = (full.broadcast_mul(&self.strict_upper)? + diag_embed(&diag1)?)?;
         let r_tilde =
             (full.transpose(1, 2)?.broadcast_mul(&self.strict_upper)? + diag_embed(&diag2)?)?;
-        // Row-vector form: zᵀ Q R̃ᵀ = (R̃ Qᵀ z)ᵀ, then hᵀ Rᵀ Qᵀ = (Q R h)ᵀ.
-        let zq = z.unsqueeze(1)?.broadcast_matmul(&q)?; // (B, 1, M)
+        // A Q shared by every row (triangular kind) is one plain product over all n rows.
+        let shared_q = (q.dim(0)? == 1 && rows > 1)
+            .then(|| q.squeeze(0))
+            .transpose()?;
+        // Row-vector form on (rows, k, ·) blocks: zᵀ Q R̃ᵀ = (R̃ Qᵀ z)ᵀ, hᵀ Rᵀ Qᵀ = (Q R h)ᵀ.
+        let zq = match &shared_q {
+            Some(q) => z.matmul(q)?.reshape((rows, k, m))?,
+            None => z.reshape((rows, k, d))?.matmul(&q)?,
+        };
         let pre = zq
-            .broadcast_matmul(&r_tilde.transpose(1, 2)?.contiguous()?)?
+            .matmul(&r_tilde.transpose(1, 2)?.contiguous()?)?
             .broadcast_add(&b)?;
-        let h = pre.tanh()?;
-        let rh = h.broadcast_matmul(&r.transpose(1, 2)?.contiguous()?)?;
-        let out = rh.broadcast_matmul(&q.transpose(1, 2)?.contiguous()?)?; // (B, 1, D)
-        let y = (z + out.squeeze(1)?)?;
-        let diag_product = (diag1 * diag2)?; // (rows, M)
-        let derivative = h.squeeze(1)?.sqr()?.affine(-1.0, 1.0)?; // (B, M)
+        let h = pre.tanh()?; // (rows, k, M)
+        let rh = h.matmul(&r.transpose(1, 2)?.contiguous()?)?;
+        let out = match &shared_q {
+            Some(q) => rh.reshape((n, m))?.matmul(&q.t()?.contiguous()?)?,
+            None => rh
+                .matmul(&q.transpose(1, 2)?.contiguous()?)?
+                .reshape((n, d))?,
+        };
+        let y = (z + out)?;
+        let diag_product = (diag1 * diag2)?.unsqueeze(1)?; // (rows, 1, M)
+        let derivative = h.sqr()?.affine(-1.0, 1.0)?; // (rows, k, M)
         let log_det = derivative
             .broadcast_mul(&diag_product)?
             .affine(1.0, 1.0)?
             .abs()?
             .log()?
-            .sum(D::Minus1)?;
+            .sum(D::Minus1)?
+            .reshape(n)?;
         Ok((y, log_det))
     }
 }

@@ -333,6 +333,51 @@ fn prepared_amortized_parameters_give_the_same_map_and_gradients() {
     );
 }
 
+/// Conditioning rows shared by `k` consecutive input rows give what repeating them gives.
+#[test]
+fn shared_conditioning_rows_equal_repeated_rows() {
+    let k = 3;
+    for case in cases() {
+        let (built, _) = prepared(&case, 3, 13);
+        if built.params.is_none() && built.context.is_none() {
+            continue;
+        }
+        let x = inputs(case.domain, &mut seeded(13, "x"), 5 * k, 3);
+        let repeat = |t: &Tensor| flowvae_flows::expand_rows(t, 5 * k).unwrap();
+        let (params, context) = (
+            built.params.as_ref().map(repeat),
+            built.context.as_ref().map(repeat),
+        );
+        let repeated = Conditioning {
+            params: params.as_ref(),
+            context: context.as_ref(),
+        };
+        let (y0, ld0) = built.stack.forward(&x, repeated).unwrap();
+        let (y1, ld1) = built.stack.forward(&x, built.cond()).unwrap();
+        let diff = |a: &Tensor, b: &Tensor| -> f64 {
+            let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+            d.max(0).unwrap().to_scalar().unwrap()
+        };
+        assert!(
+            diff(&y0, &y1) < 1e-12 && diff(&ld0, &ld1) < 1e-12,
+            "{}",
+            case.yaml
+        );
+    }
+    let (built, _) = prepared(
+        &real("- sylvester_triangular: {k: 1, amortized: true}"),
+        3,
+        13,
+    );
+    let x = inputs(Domain::Real, &mut seeded(13, "x"), 7, 3);
+    let err = built
+        .stack
+        .forward(&x, built.cond())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must divide the batch of 7"), "{err}");
+}
+
 #[test]
 fn save_then_load_gives_identical_outputs() {
     let dir = tempfile::tempdir().unwrap();

@@ -112,8 +112,10 @@ impl Encoder {
 }
 
 impl EncoderOutput {
-    /// Each row repeated `k` times in place (`(B, ·) → (B·k, ·)`, row `b` at `b·k .. b·k+k`),
-    /// for `k` posterior samples per data point.
+    /// For `k` posterior samples per data point: `q₀`'s rows repeated `k` times in place
+    /// (`(B, z) → (B·k, z)`, row `b` at `b·k .. b·k+k`). The flow's parameters and context
+    /// keep their `B` rows, each shared by the `k` samples of its data point (the flows'
+    /// [`flowvae_flows::Conditioning`] contract), so costly per-point flow work is not repeated.
     pub fn repeat_rows(&self, k: usize) -> Result<Self> {
         if k == 1 {
             return Ok(self.clone());
@@ -123,16 +125,8 @@ impl EncoderOutput {
                 repeat_rows(&self.q0.mu, k)?,
                 repeat_rows(&self.q0.log_var, k)?,
             ),
-            flow_params: self
-                .flow_params
-                .as_ref()
-                .map(|t| repeat_rows(t, k))
-                .transpose()?,
-            context: self
-                .context
-                .as_ref()
-                .map(|t| repeat_rows(t, k))
-                .transpose()?,
+            flow_params: self.flow_params.clone(),
+            context: self.context.clone(),
         })
     }
 }

@@ -123,8 +123,8 @@ impl FlowVae {
         Ok(enc)
     }
 
-    /// Pushes `ε` `(N, z)` through `q₀` and the flow: `(z_K, log q_K(z_K|x))`. `enc` must have
-    /// `N` rows (see [`EncoderOutput::repeat_rows`]).
+    /// Pushes `ε` `(N, z)` through `q₀` and the flow: `(z_K, log q_K(z_K|x))`. `enc.q0` must have
+    /// `N` rows; the flow's parameters `N` or a divisor (see [`EncoderOutput::repeat_rows`]).
     pub fn posterior_sample(&self, enc: &EncoderOutput, eps: &Tensor) -> Result<(Tensor, Tensor)> {
         let z0 = enc.q0.rsample(eps)?;
         let log_q0 = enc.q0.log_prob_of_rsample(eps)?;

@@ -257,13 +257,26 @@ fn the_encoder_heads_fit_any_stack() {
 
 #[test]
 fn encoding_once_per_image_equals_replicating_the_image() {
-    let (_, model) = small_model("- planar: {k: 2}", Likelihood::Bernoulli, 7);
-    let x = data(7, 3);
-    let once = log_likelihood(&model, &x, 60, 25, &mut seeded(1, "nll")).unwrap();
-    let replicated =
-        flowvae_vae::nll::log_likelihood_replicated(&model, &x, 60, 25, &mut seeded(1, "nll"))
-            .unwrap();
-    for (a, b) in once.iter().zip(&replicated) {
-        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+    // Encoding once shares each image's flow parameters and context among its samples (the
+    // flows' shared-row path); replicating runs every row on its own copy.
+    let stacks = [
+        "- planar: {k: 2}",
+        "- radial: {k: 2}",
+        "- sylvester_orthogonal: {k: 2, m: 2}",
+        "- sylvester_householder: {k: 2, reflections: 2}",
+        "- sylvester_triangular: {k: 2}",
+        "- iaf: {k: 2, hidden: [6], context: 4}",
+        "- affine_coupling: {k: 2, hidden: [6], context: 4}\n- planar: {k: 1}",
+    ];
+    for stack in stacks {
+        let (_, model) = small_model(stack, Likelihood::Bernoulli, 7);
+        let x = data(7, 3);
+        let once = log_likelihood(&model, &x, 60, 25, &mut seeded(1, "nll")).unwrap();
+        let replicated =
+            flowvae_vae::nll::log_likelihood_replicated(&model, &x, 60, 25, &mut seeded(1, "nll"))
+                .unwrap();
+        for (a, b) in once.iter().zip(&replicated) {
+            assert!((a - b).abs() < 1e-9, "{stack}: {a} vs {b}");
+        }
     }
 }
