@@ -38,26 +38,10 @@ pub use error::{Result, RunnerError};
 pub use experiment::Experiment;
 pub use run_dir::RunDir;
 
-/// Crate versions recorded in every summary, with the git revision of the working directory
-/// when it is a git checkout (`+dirty` when it has uncommitted changes).
+/// Crate versions recorded in every summary, with the git revision the binary was built
+/// from (`+dirty` when the tree had uncommitted changes; null when built outside a checkout).
 pub fn versions() -> serde_json::Value {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let revision = git(&["rev-parse", "--short=12", "HEAD"]).map(|rev| {
-        let dirty =
-            git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-        if dirty {
-            format!("{rev}+dirty")
-        } else {
-            rev
-        }
-    });
+    let revision = Some(env!("FLOWVAE_BUILD_REVISION")).filter(|r| !r.is_empty());
     serde_json::json!({
         "flowvae": env!("CARGO_PKG_VERSION"),
         "candle-core": "0.11",
@@ -219,4 +203,22 @@ pub fn summary_line(run: &Path) -> String {
         s["wall_seconds"].as_f64().unwrap_or(f64::NAN),
         s["final"]
     )
+}
+
+#[cfg(test)]
+mod version_tests {
+    /// The embedded revision is this checkout's HEAD (when the tests are built from one).
+    #[test]
+    fn summaries_name_the_revision_the_binary_was_built_from() {
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output();
+        let Some(head) = head.ok().filter(|o| o.status.success()) else {
+            return; // built outside a git checkout: nothing to compare with
+        };
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        let recorded = super::versions()["git"].as_str().unwrap_or("").to_string();
+        assert_eq!(recorded.trim_end_matches("+dirty"), head);
+    }
 }
