@@ -85,3 +85,38 @@ pub(crate) fn compare(
 pub(crate) fn candle_core_device() -> anyhow::Result<flowvae_runner::Device> {
     flowvae_runner::default_device().context("cannot select a device")
 }
+
+pub(crate) fn gaps(
+    run: PathBuf,
+    split: &str,
+    options: &flowvae_runner::inference_gap::GapOptions,
+    out: Option<PathBuf>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    if let Some(out) = out.as_ref().filter(|o| o.exists() && !force) {
+        anyhow::bail!(
+            "{} exists already; pass --force to replace it",
+            out.display()
+        );
+    }
+    let device = candle_core_device()?;
+    let report = flowvae_runner::inference_gap::inference_gaps(&run, split, options, &device)
+        .with_context(|| format!("gap measurement of {} failed", run.display()))?;
+    println!(
+        "{}: {} {} images, nats per image\n  log p(x) {:.2}\n  ELBO, encoder's q {:.2}\n  \
+         ELBO, optimised q {:.2}\n  amortization gap {:.2}\n  approximation gap {:.2}",
+        run.display(),
+        report.images,
+        report.split,
+        report.log_px,
+        report.elbo_amortized,
+        report.elbo_optimized,
+        report.amortization_gap,
+        report.approximation_gap
+    );
+    if let Some(out) = out {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

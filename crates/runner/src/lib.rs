@@ -13,6 +13,7 @@ pub mod cpu_time;
 pub mod error;
 pub mod experiment;
 pub mod faults;
+pub mod inference_gap;
 pub mod labels;
 pub mod metrics;
 pub mod nan_guard;

@@ -154,3 +154,37 @@ fn seeds_of_one_model_are_averaged() {
     let md = compare(&records, &dir.path().join("cmp"), None).unwrap();
     assert!(md.contains(" ± ") && md.contains("| 2 |"), "{md}");
 }
+
+#[test]
+fn optimising_q_per_image_measures_the_amortization_gap() {
+    use flowvae_runner::inference_gap::{inference_gaps, GapOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let exp = experiment(dir.path(), "gaps", "[{planar: {k: 2}}]", "");
+    let a = run(&exp, dir.path(), "a");
+    let options = GapOptions {
+        images: 20,
+        steps: 150,
+        samples_per_step: 8,
+        eval_samples: 200,
+        lr: 0.02,
+        seed: 1,
+    };
+    let report = inference_gaps(&a, "test", &options, &Device::Cpu).unwrap();
+    // A 2-epoch encoder is not each image's best q: optimising must find better ones.
+    assert!(report.amortization_gap > 0.1, "{report:?}");
+    let (first, last) = (report.trajectory[0].1, report.trajectory.last().unwrap().1);
+    assert!(last > first + 0.1, "{report:?}");
+    let unoptimised = GapOptions {
+        steps: 0,
+        ..options.clone()
+    };
+    let none = inference_gaps(&a, "test", &unoptimised, &Device::Cpu).unwrap();
+    assert_eq!(none.amortization_gap, 0.0, "{none:?}");
+    // Same samples: the importance-sampled log p̂ is never below their mean (Jensen).
+    assert!(report.approximation_gap >= 0.0, "{report:?}");
+    let err = inference_gaps(&a, "tset", &options, &Device::Cpu).unwrap_err();
+    assert!(
+        err.to_string().contains("expected train, val or test"),
+        "{err}"
+    );
+}
