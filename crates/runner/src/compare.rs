@@ -134,6 +134,37 @@ impl Group<'_> {
     }
 }
 
+/// The test NLL of each run by seed.
+fn nll_by_seed(group: &Group) -> BTreeMap<u64, f64> {
+    group
+        .runs
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.summary["seed"].as_u64()?,
+                r.summary["test"]["nll"].as_f64()?,
+            ))
+        })
+        .collect()
+}
+
+/// Δ NLL against the baseline. When every run has a baseline run of the same seed, the mean
+/// ± std of those per-seed differences (paired: seed effects common to both cancel);
+/// otherwise the difference of the means.
+fn delta_cell(group: &Group, base: &Group) -> String {
+    let (mine, theirs) = (nll_by_seed(group), nll_by_seed(base));
+    let paired: Vec<f64> = mine
+        .iter()
+        .filter_map(|(seed, v)| theirs.get(seed).map(|b| v - b))
+        .collect();
+    if paired.len() >= 2 && paired.len() == group.runs.len() {
+        let (m, s) = mean_std(&paired);
+        return format!("{m:+.2} ± {:.2} (paired)", s.unwrap_or(0.0));
+    }
+    let mean = |g: &Group| mean_std(&g.values("/test/nll")).0;
+    format!("{:+.2}", mean(group) - mean(base))
+}
+
 /// Writes `comparison.md`, `comparison.csv` and plots into `out`; returns the Markdown.
 pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result<String> {
     let mut groups: BTreeMap<(usize, String), Group> = BTreeMap::new();
@@ -162,9 +193,10 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
         .first()
         .map(|r| r.summary["data"].as_str().unwrap_or("").to_string())
         .unwrap_or_default();
-    let base_nll = baseline
+    let base_group = baseline
         .and_then(|b| groups.iter().find(|((_, l), _)| l == b))
-        .map(|(_, g)| mean_std(&g.values("/test/nll")).0);
+        .map(|(_, g)| g);
+    let base_nll = base_group.map(|g| mean_std(&g.values("/test/nll")).0);
     let mut md = format!(
         "Test NLL by importance sampling with S = {samples}; data: {data}. Lower is better.\n\n"
     );
@@ -191,8 +223,10 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
             group.runs.len(),
             cell(&nll, 2)
         ));
-        if let Some(base) = base_nll {
-            md.push_str(&format!(" {:+.2} |", nll_mean - base));
+        match base_group {
+            Some(base) if std::ptr::eq(base, group) => md.push_str("  |"),
+            Some(base) => md.push_str(&format!(" {} |", delta_cell(group, base))),
+            None => {}
         }
         md.push_str(&format!(
             " {} | {} | {} | {} | {} |\n",
@@ -243,4 +277,39 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
         )?;
     }
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(label: &str, seed: u64, nll: f64) -> RunRecord {
+        RunRecord {
+            dir: PathBuf::from(format!("{label}-{seed}")),
+            label: label.into(),
+            summary: serde_json::json!({"seed": seed, "test": {"nll": nll, "nll_samples": 10}}),
+            val_curve: vec![(1.0, nll)],
+            group_key: label.into(),
+        }
+    }
+
+    #[test]
+    fn differences_are_paired_by_seed_when_every_seed_has_a_baseline() {
+        let runs = vec![
+            record("vae", 0, 100.0),
+            record("vae", 1, 102.0),
+            record("vae", 2, 101.0),
+            record("flow", 0, 99.0),
+            record("flow", 1, 101.5),
+            record("flow", 2, 100.2),
+            record("other", 7, 100.0),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let md = compare(&runs, dir.path(), Some("vae")).unwrap();
+        // Differences −1.0, −0.5, −0.8: mean −0.77, std 0.25; unpaired stds would be 1.0.
+        assert!(md.contains("| -0.77 ± 0.25 (paired) |"), "{md}");
+        // Seed 7 has no baseline run: the difference of means.
+        assert!(md.contains("| 100.00 | -1.00 |"), "{md}");
+        assert!(md.lines().nth(4).unwrap().starts_with("| vae |"), "{md}");
+    }
 }
