@@ -149,7 +149,7 @@ fn nll_by_seed(group: &Group) -> BTreeMap<u64, f64> {
 }
 
 /// Δ NLL against the baseline. When every run has a baseline run of the same seed, the mean
-/// ± std of those per-seed differences (paired: seed effects common to both cancel);
+/// (± std from two seeds on) of those per-seed differences (paired: seed effects common to both cancel);
 /// otherwise the difference of the means.
 fn delta_cell(group: &Group, base: &Group) -> String {
     let (mine, theirs) = (nll_by_seed(group), nll_by_seed(base));
@@ -157,9 +157,11 @@ fn delta_cell(group: &Group, base: &Group) -> String {
         .iter()
         .filter_map(|(seed, v)| theirs.get(seed).map(|b| v - b))
         .collect();
-    if paired.len() >= 2 && paired.len() == group.runs.len() {
-        let (m, s) = mean_std(&paired);
-        return format!("{m:+.2} ± {:.2} (paired)", s.unwrap_or(0.0));
+    if !paired.is_empty() && paired.len() == group.runs.len() {
+        return match mean_std(&paired) {
+            (m, Some(s)) => format!("{m:+.2} ± {s:.2} (paired)"),
+            (m, None) => format!("{m:+.2} (paired)"),
+        };
     }
     let mean = |g: &Group| mean_std(&g.values("/test/nll")).0;
     format!("{:+.2}", mean(group) - mean(base))
@@ -303,6 +305,7 @@ mod tests {
             record("flow", 1, 101.5),
             record("flow", 2, 100.2),
             record("other", 7, 100.0),
+            record("single", 1, 101.0),
         ];
         let dir = tempfile::tempdir().unwrap();
         let md = compare(&runs, dir.path(), Some("vae")).unwrap();
@@ -310,6 +313,7 @@ mod tests {
         assert!(md.contains("| -0.77 ± 0.25 (paired) |"), "{md}");
         // Seed 7 has no baseline run: the difference of means.
         assert!(md.contains("| 100.00 | -1.00 |"), "{md}");
+        assert!(md.contains("| 101.00 | -1.00 (paired) |"), "{md}");
         assert!(md.lines().nth(4).unwrap().starts_with("| vae |"), "{md}");
     }
 }
