@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::error::{Result, RunnerError};
 use crate::optim::{Optimizer, OptimizerConfig};
-use crate::vae_data::{load_splits, BatchMaker};
+use crate::vae_data::{load_splits, split_by_name, BatchMaker};
 use crate::vae_eval::load_run;
 use crate::values::Positive;
 
@@ -98,22 +98,10 @@ pub fn inference_gaps(
     device: &Device,
 ) -> Result<GapReport> {
     let loaded = load_run(dir, device)?;
-    let splits = load_splits(&loaded.exp.data)?;
-    let data = match split {
-        "train" => &splits.train,
-        "val" => &splits.val,
-        "test" => &splits.test,
-        other => {
-            return Err(RunnerError::Config {
-                file: "--split".into(),
-                location: None,
-                message: format!("`{other}`: expected train, val or test"),
-            })
-        }
-    };
+    let data = split_by_name(load_splits(&loaded.exp.data)?, split)?;
     let n = options.images.min(data.n);
     let idx: Vec<usize> = (0..n).collect();
-    let x = BatchMaker::plain().batch(data, &idx, device)?;
+    let x = BatchMaker::plain().batch(&data, &idx, device)?;
     let model = &loaded.model;
     let amortized = model.encode(&x)?;
     let free = |t: &Tensor| Var::from_tensor(&t.detach());

@@ -12,7 +12,7 @@ use flowvae_flows::Conditioning;
 use crate::error::{Result, RunnerError};
 use crate::experiment::{Experiment, Target2d};
 use crate::run_dir::write_atomic;
-use crate::vae_data::load_splits;
+use crate::vae_data::{load_splits, split_by_name};
 use crate::vae_eval::load_run;
 
 /// Which rows to transform.
@@ -105,19 +105,7 @@ pub fn transform(
                     (v, n)
                 }
                 Input::Split(name) => {
-                    let splits = load_splits(&loaded.exp.data)?;
-                    let ds = match name {
-                        "train" => splits.train,
-                        "val" => splits.val,
-                        "test" => splits.test,
-                        other => {
-                            return Err(RunnerError::Config {
-                                file: "--split".into(),
-                                location: None,
-                                message: format!("`{other}`: expected train, val or test"),
-                            })
-                        }
-                    };
+                    let ds = split_by_name(load_splits(&loaded.exp.data)?, name)?;
                     (ds.images, ds.n)
                 }
             };

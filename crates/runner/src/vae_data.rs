@@ -5,8 +5,22 @@ use flowvae_data::binarize::{binarize_dynamic, dynamic_rng, static_binarize};
 use flowvae_data::{Binarization, Dataset, Splits, ValidationSplit};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::Result;
+use crate::error::{Result, RunnerError};
 use crate::vae_config::{DataConfig, DataSource};
+
+/// The split named by `--split` (`train`, `val` or `test`), taken out of `splits`.
+pub fn split_by_name(splits: Splits, name: &str) -> Result<Dataset> {
+    match name {
+        "train" => Ok(splits.train),
+        "val" => Ok(splits.val),
+        "test" => Ok(splits.test),
+        other => Err(RunnerError::Config {
+            file: "--split".into(),
+            location: None,
+            message: format!("`{other}`: expected train, val or test"),
+        }),
+    }
+}
 
 /// Train / val / test, binarized as configured: `static` and `threshold` once for all
 /// splits; `dynamic` leaves train grayscale (binarized per batch) and binarizes val and test

@@ -133,8 +133,5 @@ impl EncoderOutput {
 
 /// `(B, W) → (B·k, W)`, each row repeated `k` times consecutively.
 pub fn repeat_rows(t: &Tensor, k: usize) -> Result<Tensor> {
-    let (b, w) = t.dims2()?;
-    Ok(t.unsqueeze(1)?
-        .broadcast_as((b, k, w))?
-        .reshape((b * k, w))?)
+    flowvae_flows::expand_rows(t, t.dim(0)? * k)
 }
