@@ -138,6 +138,23 @@ impl Dataset {
         self.subset(&order)
     }
 
+    /// `k` distinct rows drawn at random, in an order that depends only on `(seed, index)`:
+    /// a fixed sub-sample of a split (e.g. Fashion-MNIST cut to MNIST-10k's sizes). Use a
+    /// different `index` for each split so that their draws are independent; index 0 is the
+    /// stream of [`Dataset::shuffled`]. The name gets `[k]` appended. Errors if `k > n`.
+    pub fn random_subset(&self, k: usize, seed: u64, index: u64) -> Result<Dataset> {
+        if k > self.n {
+            return Err(DataError::Split {
+                dataset: self.name.clone(),
+                n: self.n,
+                requested: vec![k],
+                reason: "a subset cannot have more items than the data set",
+            });
+        }
+        let order = permutation(self.n, &mut derived_rng(seed, Stream::Split, index));
+        Ok(self.subset_named(&order[..k], format!("{}[{k}]", self.name)))
+    }
+
     /// Consecutive pieces of `sizes[0]`, `sizes[1]`, … rows, in order; the sizes must sum to
     /// `n`. Shuffle first ([`Dataset::shuffled`]) for a random split.
     pub fn split(&self, sizes: &[usize]) -> Result<Vec<Dataset>> {
@@ -288,6 +305,27 @@ mod tests {
         assert_eq!(parts[1].row(0), d.row(6));
         assert_eq!(parts[2].row(0), d.row(9));
         assert!(d.split(&[6, 3]).is_err());
+    }
+
+    #[test]
+    fn random_subset_is_seeded_distinct_and_checks_size() {
+        let mut d = toy(50);
+        for i in 0..d.n {
+            d.images[i * 4] = i as f32 / 50.0;
+        }
+        let a = d.random_subset(20, 3, 1).unwrap();
+        assert_eq!(a, d.random_subset(20, 3, 1).unwrap());
+        assert_ne!(a, d.random_subset(20, 3, 2).unwrap());
+        assert_ne!(a, d.random_subset(20, 4, 1).unwrap());
+        let mut keys: Vec<u32> = (0..a.n)
+            .map(|i| (a.row(i)[0] * 50.0).round() as u32)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), 20, "rows are drawn without replacement");
+        assert_eq!(a.name, "toy[20]");
+        assert_eq!(d.random_subset(50, 0, 1).unwrap().n, 50);
+        assert!(d.random_subset(51, 0, 1).is_err());
     }
 
     #[test]

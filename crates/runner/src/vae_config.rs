@@ -57,6 +57,22 @@ pub struct DataConfig {
     /// apart from the run `seed` so that every model seed is tested on the same images.
     #[serde(default)]
     pub split_seed: u64,
+    /// Fixed random sub-samples of the splits, drawn from `split_seed` (e.g. Fashion-MNIST
+    /// cut to MNIST-10k's 8k / 1k / 1k); absent: every image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<SubsetSizes>,
+}
+
+/// `data.subset`: how many images to keep of each split; an absent split is kept whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubsetSizes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<NonZeroUsize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val: Option<NonZeroUsize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<NonZeroUsize>,
 }
 
 fn one() -> NonZeroUsize {

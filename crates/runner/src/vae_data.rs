@@ -6,7 +6,7 @@ use flowvae_data::{Binarization, Dataset, Splits, ValidationSplit};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, RunnerError};
-use crate::vae_config::{DataConfig, DataSource};
+use crate::vae_config::{DataConfig, DataSource, SubsetSizes};
 
 /// The split named by `--split` (`train`, `val` or `test`), taken out of `splits`.
 pub fn split_by_name(splits: Splits, name: &str) -> Result<Dataset> {
@@ -36,6 +36,10 @@ pub fn load_splits(config: &DataConfig) -> Result<Splits> {
         }
         DataSource::Amat { dir } => flowvae_data::load_binarized_mnist(dir)?,
     };
+    let splits = match &config.subset {
+        Some(sizes) => take_subsets(splits, sizes, seed)?,
+        None => splits,
+    };
     Ok(match config.binarization {
         Binarization::Dynamic => Splits {
             val: static_binarize(&splits.val, seed ^ 0x5eed_0001),
@@ -43,6 +47,27 @@ pub fn load_splits(config: &DataConfig) -> Result<Splits> {
             train: splits.train,
         },
         other => other.prepare(splits, seed),
+    })
+}
+
+/// The `data.subset` sub-samples; each split draws from its own stream of `seed`, so
+/// changing one size leaves the other splits' images as they were.
+fn take_subsets(splits: Splits, sizes: &SubsetSizes, seed: u64) -> Result<Splits> {
+    let pick = |data: Dataset, size: Option<std::num::NonZeroUsize>, field: &str, stream: u64| {
+        let Some(k) = size else { return Ok(data) };
+        if k.get() > data.n {
+            return Err(RunnerError::Config {
+                file: format!("data.subset.{field}").into(),
+                location: None,
+                message: format!("{k} images asked, but `{}` has only {}", data.name, data.n),
+            });
+        }
+        Ok(data.random_subset(k.get(), seed, stream)?)
+    };
+    Ok(Splits {
+        train: pick(splits.train, sizes.train, "train", 1)?,
+        val: pick(splits.val, sizes.val, "val", 2)?,
+        test: pick(splits.test, sizes.test, "test", 3)?,
     })
 }
 
@@ -100,5 +125,81 @@ pub fn describe(config: &DataConfig) -> String {
         Binarization::Dynamic => "dynamic binarization",
         Binarization::Threshold => "threshold 0.5",
     };
-    format!("{source}, {binarization}")
+    let subset = match &config.subset {
+        Some(sizes) => {
+            let size =
+                |n: Option<std::num::NonZeroUsize>| n.map_or("all".into(), |n| n.to_string());
+            format!(
+                ", subset {}/{}/{}",
+                size(sizes.train),
+                size(sizes.val),
+                size(sizes.test)
+            )
+        }
+        None => String::new(),
+    };
+    format!("{source}{subset}, {binarization}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+
+    use super::*;
+
+    fn digits_config(subset: Option<SubsetSizes>) -> DataConfig {
+        DataConfig {
+            source: DataSource::Digits,
+            binarization: Binarization::Dynamic,
+            split_seed: 0,
+            subset,
+        }
+    }
+
+    fn sizes(train: usize, val: Option<usize>, test: usize) -> SubsetSizes {
+        SubsetSizes {
+            train: NonZeroUsize::new(train),
+            val: val.and_then(NonZeroUsize::new),
+            test: NonZeroUsize::new(test),
+        }
+    }
+
+    fn contains_row(data: &Dataset, row: &[f32]) -> bool {
+        (0..data.n).any(|i| data.row(i) == row)
+    }
+
+    #[test]
+    fn subset_keeps_the_asked_sizes_from_each_split_and_is_seeded() {
+        let full = load_splits(&digits_config(None)).unwrap();
+        let cut = load_splits(&digits_config(Some(sizes(300, None, 50)))).unwrap();
+        assert_eq!((cut.train.n, cut.val.n, cut.test.n), (300, full.val.n, 50));
+        assert_eq!(cut.val, full.val, "a split without a size is kept whole");
+        assert!((0..cut.train.n).all(|i| contains_row(&full.train, cut.train.row(i))));
+        // Test images are binarized after the cut, so compare the grayscale splits.
+        let mut gray = digits_config(Some(sizes(300, None, 50)));
+        gray.binarization = Binarization::None;
+        let gray_cut = load_splits(&gray).unwrap();
+        gray.subset = None;
+        let gray_full = load_splits(&gray).unwrap();
+        assert!((0..50).all(|i| contains_row(&gray_full.test, gray_cut.test.row(i))));
+        assert_eq!(
+            cut,
+            load_splits(&digits_config(Some(sizes(300, None, 50)))).unwrap()
+        );
+        let mut other_seed = digits_config(Some(sizes(300, None, 50)));
+        other_seed.split_seed = 1;
+        assert_ne!(load_splits(&other_seed).unwrap().train, cut.train);
+        assert!(describe(&digits_config(Some(sizes(300, None, 50)))).contains("subset 300/all/50"));
+    }
+
+    #[test]
+    fn subset_larger_than_its_split_names_the_field() {
+        let err = load_splits(&digits_config(Some(sizes(10, None, 100_000))))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("data.subset.test: 100000 images asked"),
+            "{err}"
+        );
+    }
 }
