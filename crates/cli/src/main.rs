@@ -80,6 +80,18 @@ enum Command {
         /// Write sweep.sbatch, compare.sbatch and submit.sh instead of running.
         #[arg(long)]
         slurm: bool,
+        /// Cores per Slurm array task (its FLOWVAE_THREADS follows).
+        #[arg(long, default_value_t = 2, requires = "slurm")]
+        cpus_per_task: usize,
+        /// Wall-time limit per Slurm task, e.g. 02:00:00 or 1-00:00:00.
+        #[arg(long, requires = "slurm")]
+        time: Option<String>,
+        /// Memory per Slurm task, e.g. 8G.
+        #[arg(long, requires = "slurm")]
+        mem: Option<String>,
+        /// Slurm partition.
+        #[arg(long, requires = "slurm")]
+        partition: Option<String>,
         /// Folder that holds the sweep folders.
         #[arg(long, default_value = "results")]
         results: PathBuf,
@@ -283,13 +295,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sweep,
             jobs,
             slurm,
+            cpus_per_task,
+            time,
+            mem,
+            partition,
             results,
         } => {
             let exe = std::env::current_exe().context("cannot find the flowvae executable")?;
             if slurm {
-                let dir = flowvae_runner::sweep::write_slurm(&sweep, &results, &exe).with_context(
-                    || format!("cannot write the Slurm scripts of {}", sweep.display()),
-                )?;
+                let resources = flowvae_runner::slurm::SlurmResources {
+                    cpus_per_task,
+                    time,
+                    mem,
+                    partition,
+                };
+                let dir = flowvae_runner::slurm::write_slurm(&sweep, &results, &exe, &resources)
+                    .with_context(|| {
+                        format!("cannot write the Slurm scripts of {}", sweep.display())
+                    })?;
                 println!(
                     "wrote {0}/sweep.sbatch, {0}/compare.sbatch; submit with {0}/submit.sh",
                     dir.display()

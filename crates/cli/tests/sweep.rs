@@ -29,6 +29,7 @@ fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
             results.to_str().unwrap(),
         ])
         .env("RUST_LOG", "warn")
+        .env_remove("FLOWVAE_THREADS")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -55,6 +56,16 @@ fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
             "{point} did not finish"
         );
         assert!(sweep_dir.join(format!("{point}.log")).is_file());
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(sweep_dir.join(point).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(
+            summary["threads"].as_u64(),
+            Some(flowvae_runner::sweep::threads_per_job(cores, 2) as u64),
+            "2 workers share the {cores} cores"
+        );
     }
     assert!(sweep_dir.join("comparison.md").is_file());
 }
@@ -67,6 +78,12 @@ fn the_slurm_mode_writes_an_array_and_a_dependent_comparison() {
             "sweep",
             sweep.to_str().unwrap(),
             "--slurm",
+            "--cpus-per-task",
+            "4",
+            "--time",
+            "02:00:00",
+            "--mem",
+            "8G",
             "--results",
             results.to_str().unwrap(),
         ])
@@ -88,6 +105,14 @@ fn the_slurm_mode_writes_an_array_and_a_dependent_comparison() {
         array.contains("#SBATCH --array=0-3") && array.contains("--index \"$SLURM_ARRAY_TASK_ID\""),
         "{array}"
     );
+    for line in [
+        "#SBATCH --cpus-per-task=4\n",
+        "#SBATCH --time=02:00:00\n",
+        "#SBATCH --mem=8G\n",
+        "export FLOWVAE_THREADS=\"${SLURM_CPUS_PER_TASK:-4}\"\n",
+    ] {
+        assert!(array.contains(line), "missing {line:?} in {array}");
+    }
     let submit = std::fs::read_to_string(sweep_dir.join("submit.sh")).unwrap();
     assert!(submit.contains("--dependency=afterok:"), "{submit}");
     let compare = std::fs::read_to_string(sweep_dir.join("compare.sbatch")).unwrap();
@@ -125,4 +150,25 @@ fn the_slurm_mode_writes_an_array_and_a_dependent_comparison() {
         .output()
         .unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("out of range"));
+}
+
+#[test]
+fn bad_slurm_resources_are_refused_before_any_folder_exists() {
+    let (_dir, sweep, results) = setup();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+        .args(["sweep", sweep.to_str().unwrap(), "--slurm", "--mem", "lots"])
+        .args(["--results", results.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--mem: `lots`"),
+        "{stderr}"
+    );
+    assert!(!results.exists(), "no sweep folder for a refused sweep");
+    let without_slurm = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+        .args(["sweep", sweep.to_str().unwrap(), "--time", "02:00:00"])
+        .output()
+        .unwrap();
+    assert!(!without_slurm.status.success(), "--time needs --slurm");
 }

@@ -22,6 +22,7 @@ pub mod overrides;
 pub mod plot;
 pub mod progress;
 pub mod run_dir;
+pub mod slurm;
 pub mod sweep;
 pub mod threads;
 pub mod transform;

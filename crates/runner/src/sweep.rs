@@ -1,6 +1,7 @@
 //! Sweeps: a base experiment, a grid over config keys, and seeds. Run locally in N processes
-//! (`flowvae sweep x.yaml --jobs N`) or as a Slurm job array (`--slurm`); every grid point is
-//! an ordinary run folder, and the sweep ends with a comparison (mean ± std over seeds).
+//! (`flowvae sweep x.yaml --jobs N`) or as a Slurm job array (`--slurm`, [`crate::slurm`]);
+//! every grid point is an ordinary run folder, and the sweep ends with a comparison (mean ± std
+//! over seeds).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -194,8 +195,15 @@ pub fn prepare(
     Ok((config, points, dir))
 }
 
+/// `FLOWVAE_THREADS` for each of `jobs` workers on `cores` cores: the cores shared out, at
+/// least one each, so that `--jobs 2` on 2 cores runs 2 threads, not 4 fighting over them.
+pub fn threads_per_job(cores: usize, jobs: usize) -> usize {
+    (cores / jobs.max(1)).max(1)
+}
+
 /// Runs every point in up to `jobs` processes of `exe`, each logging to `<folder>.log`, then
-/// compares. Returns the sweep folder and the Markdown table.
+/// compares. Returns the sweep folder and the Markdown table. Unless `FLOWVAE_THREADS` is set,
+/// each worker gets [`threads_per_job`] of this process's cores (results do not depend on it).
 pub fn run_local(
     sweep_file: &Path,
     results_root: &Path,
@@ -205,6 +213,9 @@ pub fn run_local(
     let (_, points, dir) = prepare(sweep_file, results_root)?;
     let absolute = std::fs::canonicalize(dir.join("sweep.yaml"))
         .map_err(|e| RunnerError::io(sweep_file, "cannot resolve", e))?;
+    let threads = std::env::var("FLOWVAE_THREADS")
+        .ok()
+        .unwrap_or_else(|| threads_per_job(crate::threads::workers(), jobs).to_string());
     let mut running: Vec<(usize, Child)> = Vec::new();
     let mut failed = Vec::new();
     let mut next = 0;
@@ -222,6 +233,7 @@ pub fn run_local(
                 .arg(&absolute)
                 .args(["--index", &point.index.to_string(), "--sweep-dir"])
                 .arg(&dir)
+                .env("FLOWVAE_THREADS", &threads)
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(err)
@@ -264,46 +276,15 @@ pub fn summarize(dir: &Path) -> Result<String> {
     compare::compare(&records, dir, None)
 }
 
-/// Writes `sweep.sbatch` (one array task per point), `compare.sbatch` (runs after the array
-/// succeeded) and `submit.sh` into a new sweep folder. Returns the folder.
-pub fn write_slurm(sweep_file: &Path, results_root: &Path, exe: &Path) -> Result<PathBuf> {
-    let (config, points, dir) = prepare(sweep_file, results_root)?;
-    let absolute = std::fs::canonicalize(dir.join("sweep.yaml"))
-        .map_err(|e| RunnerError::io(sweep_file, "cannot resolve", e))?;
-    let dir_abs =
-        std::fs::canonicalize(&dir).map_err(|e| RunnerError::io(&dir, "cannot resolve", e))?;
-    let exe = exe.display();
-    let array = format!(
-        "#!/usr/bin/env bash\n#SBATCH --job-name={name}\n#SBATCH --array=0-{last}\n#SBATCH --cpus-per-task=2\n#SBATCH --output={dir}/slurm-%A_%a.log\nset -euo pipefail\nexec '{exe}' run --sweep '{sweep}' --index \"$SLURM_ARRAY_TASK_ID\" --sweep-dir '{dir}'\n",
-        name = config.name,
-        last = points.len().saturating_sub(1),
-        dir = dir_abs.display(),
-        sweep = absolute.display(),
-    );
-    let summary = format!(
-        "#!/usr/bin/env bash\n#SBATCH --job-name={name}-compare\n#SBATCH --kill-on-invalid-dep=yes\n#SBATCH --output={dir}/slurm-compare-%j.log\nset -euo pipefail\nexec '{exe}' sweep-summary '{dir}'\n",
-        name = config.name,
-        dir = dir_abs.display(),
-    );
-    let submit = format!(
-        "#!/usr/bin/env bash\n# Submits the job array, then the comparison once every array task has succeeded.\nset -euo pipefail\ncd '{dir}'\narray=$(sbatch --parsable sweep.sbatch)\nsbatch --dependency=afterok:\"${{array%%;*}}\" compare.sbatch\necho \"submitted array $array ({n} tasks) and its comparison\"\n",
-        dir = dir_abs.display(),
-        n = points.len(),
-    );
-    for (name, text) in [
-        ("sweep.sbatch", array),
-        ("compare.sbatch", summary),
-        ("submit.sh", submit),
-    ] {
-        let path = dir.join(name);
-        write_atomic(&path, text.as_bytes())?;
-        set_executable(&path)?;
-    }
-    Ok(dir)
-}
+#[cfg(test)]
+mod tests {
+    use super::threads_per_job;
 
-fn set_executable(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| RunnerError::io(path, "cannot make executable", e))
+    #[test]
+    fn workers_share_the_cores_and_get_at_least_one() {
+        assert_eq!(threads_per_job(2, 2), 1);
+        assert_eq!(threads_per_job(16, 3), 5);
+        assert_eq!(threads_per_job(1, 4), 1);
+        assert_eq!(threads_per_job(8, 0), 8);
+    }
 }

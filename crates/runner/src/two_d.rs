@@ -240,6 +240,7 @@ pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<serde
         "steps": steps,
         "train_seconds": train_seconds,
         "wall_seconds": started.elapsed().as_secs_f64(),
+        "threads": crate::threads::workers(),
         "final": report,
         "versions": crate::versions(),
     });

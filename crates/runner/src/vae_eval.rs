@@ -95,6 +95,7 @@ pub fn run_vae(
         "eval_seconds": eval_seconds,
         // A resumed run counts only the CPU time spent since resuming.
         "cpu_seconds": cpu_at_start.zip(process_cpu_seconds()).map(|(a, b)| b - a),
+        "threads": crate::threads::workers(),
         "test": {
             "nll": nll,
             "nll_samples": samples,
