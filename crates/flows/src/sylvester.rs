@@ -91,6 +91,13 @@ impl Sylvester {
         }
     }
 
+    /// Widths of the parameter blocks `R` (full), `diag R`, `diag R̃`, `b`, `Q` (raw), in the
+    /// order of a parameter row; the one place that knows the layout.
+    fn block_widths(&self) -> [usize; 5] {
+        let m = self.m;
+        [m * m, m, m, m, self.q_width()]
+    }
+
     /// `(rows, D, M)` orthonormal columns from the raw block.
     fn q_matrix(&self, raw: Option<&Tensor>) -> Result<Tensor> {
         let (d, m) = (self.dim, self.m);
@@ -191,12 +198,11 @@ impl Flow for Sylvester {
         if !matches!(self.kind, SylvesterKind::Orthogonal { .. }) {
             return Ok(params.clone());
         }
-        let (d, m) = (self.dim, self.m);
         let rows = params.dim(0)?;
-        let head = params.narrow(1, 0, m * m + 3 * m)?;
-        let raw_q = params.narrow(1, m * m + 3 * m, d * m)?;
-        let q = self.q_matrix(Some(&raw_q))?.reshape((rows, d * m))?;
-        Ok(Tensor::cat(&[head, q], 1)?)
+        let mut parts = split_columns(params, &self.block_widths())?;
+        let q = self.q_matrix(parts.last())?;
+        *parts.last_mut().expect("five blocks") = q.reshape((rows, self.dim * self.m))?;
+        Ok(Tensor::cat(&parts, 1)?)
     }
 
     /// `(B, D) → (B, D)`. Parameter rows may be shared by consecutive input rows
@@ -209,7 +215,7 @@ impl Flow for Sylvester {
         let rows = raw.dim(0)?; // 1 (global) or a divisor of n (amortized)
         let k = n / rows;
         let q_width = self.q_width();
-        let parts = split_columns(&raw, &[m * m, m, m, m, q_width])?;
+        let parts = split_columns(&raw, &self.block_widths())?;
         let full = parts[0].reshape((rows, m, m))?;
         let (diag1, diag2) = (parts[1].tanh()?, parts[2].tanh()?);
         let b = parts[3].unsqueeze(1)?; // (rows, 1, M)
