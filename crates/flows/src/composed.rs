@@ -4,6 +4,7 @@ use candle_core::Tensor;
 
 use crate::error::{FlowError, Result};
 use crate::flow::{expand_rows, Conditioning, Flow};
+use crate::param_source::split_columns;
 
 /// `f_K ∘ … ∘ f_1`: applies its layers in order in `forward`, in reverse in `inverse`.
 ///
@@ -65,7 +66,15 @@ impl Composed {
                 }
             }
         }
-        let offsets = self.param_offsets();
+        let widths: Vec<usize> = self
+            .layers
+            .iter()
+            .map(|l| l.num_amortized_params())
+            .collect();
+        let slices = match cond.params {
+            Some(p) => Some(split_columns(p, &widths)?),
+            None => None,
+        };
         let mut order: Vec<usize> = (0..self.layers.len()).collect();
         if backwards {
             order.reverse();
@@ -74,13 +83,9 @@ impl Composed {
         let mut total = Tensor::zeros(x.dim(0)?, x.dtype(), x.device())?;
         for i in order {
             let layer = &self.layers[i];
-            let width = layer.num_amortized_params();
-            let sliced = match (cond.params, width) {
-                (Some(p), w) if w > 0 => Some(p.narrow(1, offsets[i], w)?),
-                _ => None,
-            };
+            let sliced = slices.as_ref().filter(|_| widths[i] > 0).map(|s| &s[i]);
             let layer_cond = Conditioning {
-                params: sliced.as_ref(),
+                params: sliced,
                 context: cond.context,
             };
             let (y, log_det) = if backwards {
@@ -121,12 +126,16 @@ impl Flow for Composed {
         self.run(x, cond, false)
     }
     fn prepare_amortized(&self, params: &Tensor) -> Result<Tensor> {
-        let offsets = self.param_offsets();
+        let widths: Vec<usize> = self
+            .layers
+            .iter()
+            .map(|l| l.num_amortized_params())
+            .collect();
+        let slices = split_columns(params, &widths)?;
         let mut parts = Vec::with_capacity(self.layers.len());
-        for (layer, offset) in self.layers.iter().zip(offsets) {
-            let width = layer.num_amortized_params();
+        for ((layer, slice), width) in self.layers.iter().zip(&slices).zip(widths) {
             if width > 0 {
-                parts.push(layer.prepare_amortized(&params.narrow(1, offset, width)?)?);
+                parts.push(layer.prepare_amortized(slice)?);
             }
         }
         if parts.is_empty() {

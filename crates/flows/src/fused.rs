@@ -1,8 +1,9 @@
 //! Switches for the fused CPU kernels (planar stack, dense layer, BCE with logits, in-place
-//! Adam).
+//! Adam, column split of amortized parameters).
 //!
 //! All are on by default. `FLOWVAE_UNFUSED` turns some off for A/B measurements and
-//! debugging: a comma-separated list of `planar`, `linear`, `bce`, `adam`, or `all`. It is read once.
+//! debugging: a comma-separated list of `planar`, `linear`, `bce`, `adam`, `split`, or `all`. It
+//! is read once.
 
 use std::sync::OnceLock;
 
@@ -18,7 +19,7 @@ fn disabled() -> &'static Vec<String> {
     })
 }
 
-/// Whether the fused kernel `name` (`planar`, `linear`, `bce`, `adam`) may be used.
+/// Whether the fused kernel `name` (`planar`, `linear`, `bce`, `adam`, `split`) may be used.
 pub fn enabled(name: &str) -> bool {
     !disabled().iter().any(|d| d == name || d == "all")
 }

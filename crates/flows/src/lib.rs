@@ -35,6 +35,7 @@ pub mod fused;
 pub mod fused_bce;
 pub mod fused_linear;
 pub mod fused_planar;
+pub mod fused_split;
 pub mod grad_sink;
 pub mod made;
 pub mod nn;

@@ -97,11 +97,5 @@ impl ParamSource {
 
 /// Splits `(rows, P)` parameters into consecutive column blocks of the given widths.
 pub fn split_columns(params: &Tensor, widths: &[usize]) -> Result<Vec<Tensor>> {
-    let mut offset = 0;
-    let mut parts = Vec::with_capacity(widths.len());
-    for &w in widths {
-        parts.push(params.narrow(1, offset, w)?);
-        offset += w;
-    }
-    Ok(parts)
+    Ok(crate::fused_split::split_columns(params, widths)?)
 }

@@ -59,22 +59,37 @@ pub fn bench_data(data_dir: &Path, seed: u64) -> Result<(Dataset, String)> {
     ))
 }
 
-/// The benchmark model: MLP 784-512-256 encoder, z = 40, `k` amortized planar layers
-/// (none for `k = 0`), decoder 40-256-512-784 with Bernoulli logits, f32.
-pub fn bench_model(k: usize, seed: u64, device: &Device) -> Result<(ParamStore, FlowVae)> {
-    let store = ParamStore::new(seed);
-    let flow = if k == 0 {
-        Vec::new()
-    } else {
-        vec![FlowSpec::Planar(RepeatSpec {
+/// The posterior stack benchmarked: `k` amortized planar layers (none for `k = 0`), or
+/// `flow`, a YAML stack as in an experiment's `flow:` (e.g. `[{sylvester_orthogonal: {k: 4,
+/// m: 32}}]`) when given; errors name `--flow`.
+pub fn bench_stack(k: usize, flow: Option<&str>) -> Result<Vec<FlowSpec>> {
+    match flow {
+        Some(text) => crate::yaml::parse(Path::new("--flow"), text),
+        None if k == 0 => Ok(Vec::new()),
+        None => Ok(vec![FlowSpec::Planar(RepeatSpec {
             k,
             amortized: Some(true),
-        })]
-    };
+        })]),
+    }
+}
+
+/// `planar(amortized=true, k=16)`, or `none (VAE)`.
+fn stack_name(stack: &[FlowSpec]) -> String {
+    if stack.is_empty() {
+        "none (VAE)".into()
+    } else {
+        crate::labels::stack_label(stack)
+    }
+}
+
+/// The benchmark model: MLP 784-512-256 encoder, z = 40, the posterior stack `flow`, decoder
+/// 40-256-512-784 with Bernoulli logits, f32.
+pub fn bench_model(flow: &[FlowSpec], seed: u64, device: &Device) -> Result<(ParamStore, FlowVae)> {
+    let store = ParamStore::new(seed);
     let model = FlowVae::new(
         &store,
         &ModelConfig::default(),
-        &flow,
+        flow,
         PIXELS,
         seed,
         DType::F32,
@@ -86,8 +101,10 @@ pub fn bench_model(k: usize, seed: u64, device: &Device) -> Result<(ParamStore, 
 /// Settings of [`bench_train`].
 #[derive(Debug, Clone)]
 pub struct TrainBenchOptions {
-    /// Planar layers.
+    /// Planar layers, when `flow` is not given.
     pub k: usize,
+    /// A YAML posterior stack instead of planar layers ([`bench_stack`]).
+    pub flow: Option<String>,
     /// Timed steps.
     pub steps: usize,
     /// Untimed steps before.
@@ -99,7 +116,10 @@ pub struct TrainBenchOptions {
 /// What [`bench_train`] measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainBenchResult {
-    pub k: usize,
+    /// Planar layers; null for a `--flow` stack.
+    pub k: Option<usize>,
+    /// The stack's label, e.g. `planar(k=16)`.
+    pub flow: String,
     pub batch: usize,
     pub steps: usize,
     pub warmup: usize,
@@ -145,7 +165,8 @@ fn bench_train_here(
     label: &str,
     device: &Device,
 ) -> Result<TrainBenchResult> {
-    let (store, model) = bench_model(options.k, options.seed, device)?;
+    let stack = bench_stack(options.k, options.flow.as_deref())?;
+    let (store, model) = bench_model(&stack, options.seed, device)?;
     let mut optimizer = Optimizer::new(store.vars(), OptimizerConfig::default())?;
     let batcher = Batcher::new(data.n, options.batch, options.seed);
     let mut maker = BatchMaker::plain();
@@ -188,7 +209,8 @@ fn bench_train_here(
     times.sort_by(f64::total_cmp);
     let median_ms = median(&times);
     Ok(TrainBenchResult {
-        k: options.k,
+        k: options.flow.is_none().then_some(options.k),
+        flow: stack_name(&stack),
         batch: options.batch,
         steps: options.steps,
         warmup: options.warmup,
@@ -204,7 +226,10 @@ fn bench_train_here(
 /// Settings of [`bench_nll`].
 #[derive(Debug, Clone)]
 pub struct NllBenchOptions {
+    /// Planar layers, when `flow` is not given.
     pub k: usize,
+    /// A YAML posterior stack instead of planar layers ([`bench_stack`]).
+    pub flow: Option<String>,
     /// Test images per call.
     pub images: usize,
     /// Importance samples per image.
@@ -219,7 +244,10 @@ pub struct NllBenchOptions {
 /// What [`bench_nll`] measured: importance samples (image × sample) per second.
 #[derive(Debug, Clone, Serialize)]
 pub struct NllBenchResult {
-    pub k: usize,
+    /// Planar layers; null for a `--flow` stack.
+    pub k: Option<usize>,
+    /// The stack's label, e.g. `planar(k=16)`.
+    pub flow: String,
     pub images: usize,
     pub samples: usize,
     pub chunk: usize,
@@ -251,7 +279,8 @@ fn bench_nll_here(
     label: &str,
     device: &Device,
 ) -> Result<NllBenchResult> {
-    let (_store, model) = bench_model(options.k, options.seed, device)?;
+    let stack = bench_stack(options.k, options.flow.as_deref())?;
+    let (_store, model) = bench_model(&stack, options.seed, device)?;
     let idx: Vec<usize> = (0..options.images.min(data.n)).collect();
     let x = BatchMaker::plain().batch(data, &idx, device)?;
     let importance = (idx.len() * options.samples) as f64;
@@ -281,7 +310,8 @@ fn bench_nll_here(
     }
     let (amortized, replicated) = (median(&rates[0]), median(&rates[1]));
     Ok(NllBenchResult {
-        k: options.k,
+        k: options.flow.is_none().then_some(options.k),
+        flow: stack_name(&stack),
         images: idx.len(),
         samples: options.samples,
         chunk: options.chunk,
@@ -303,6 +333,7 @@ mod tests {
         assert_eq!((data.n, data.dim), (SYNTHETIC_N, PIXELS));
         let options = TrainBenchOptions {
             k: 2,
+            flow: None,
             steps: 2,
             warmup: 1,
             batch: 8,
@@ -310,8 +341,21 @@ mod tests {
         };
         let r = bench_train(&options, &data, &label, &Device::Cpu).unwrap();
         assert!(r.samples_per_s > 0.0 && r.final_neg_elbo.is_finite());
+        assert_eq!(
+            (r.k, r.flow.as_str()),
+            (Some(2), "planar(amortized=true, k=2)")
+        );
+        let sylvester = TrainBenchOptions {
+            flow: Some("[{sylvester_householder: {k: 2, reflections: 2}}]".into()),
+            ..options
+        };
+        let r = bench_train(&sylvester, &data, &label, &Device::Cpu).unwrap();
+        assert!(r.final_neg_elbo.is_finite());
+        assert_eq!(r.k, None);
+        assert_eq!(r.flow, "sylvester_householder(k=2, reflections=2)");
         let options = NllBenchOptions {
             k: 2,
+            flow: None,
             images: 2,
             samples: 4,
             chunk: 2,
@@ -320,5 +364,17 @@ mod tests {
         };
         let r = bench_nll(&options, &data, &label, &Device::Cpu).unwrap();
         assert!(r.amortized_samples_per_s > 0.0 && r.mean_nll.is_finite());
+    }
+
+    #[test]
+    fn a_bad_flow_stack_names_the_flag() {
+        let err = bench_stack(4, Some("[{planer: {k: 2}}]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--flow:1:") && err.contains("planer"),
+            "{err}"
+        );
+        assert!(bench_stack(0, None).unwrap().is_empty());
     }
 }
