@@ -5,7 +5,7 @@
 #   scripts/bench_vs_pytorch.sh [--steps 300] [--warmup 20] [--rounds 2] [--no-compile]
 #
 # Builds flowvae in release (CARGO_TARGET_DIR honoured), installs torch with pip when missing
-# (plain `pip install torch` from PyPI), and warns when the load average says the machine is
+# (plain `pip install torch` from PyPI), and warns when other processes keep the machine
 # busy or (on a VM) the hypervisor steals CPU: 2-thread timings collapse under contention.
 # Raw JSON lines go to $OUT (default results/bench/raw-<timestamp>.jsonl); the table goes to
 # stdout.
@@ -38,17 +38,22 @@ OUT=${OUT:-results/bench/raw-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
 : > "$OUT"
 
 cores=$(nproc)
+# Share of the machine other processes use, from /proc/stat over one idle second just before
+# a run. The load average cannot say this here: it still counts the previous benchmark run for
+# about a minute, so it warned on the script's own load.
 check_load() {
-    local load
-    load=$(cut -d' ' -f1 /proc/loadavg)
-    if awk -v l="$load" -v c="$cores" 'BEGIN { exit !(l > 0.5 * c) }'; then
-        echo "WARNING: load average $load on $cores cores: the machine is busy, timings are not reliable" >&2
+    local busy
+    busy=$(
+        { awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+          sleep 1
+          awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+        } | paste -sd' ' | awk '{d = $4 - $2; printf "%.2f", (d > 0 ? 1 - ($3 - $1) / d : 0)}'
+    )
+    if awk -v b="$busy" 'BEGIN { exit !(b > 0.25) }'; then
+        echo "WARNING: other processes use ${busy} of the $cores cores: timings are not reliable" >&2
     fi
-    echo "$load"
+    echo "$busy"
 }
-
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $cores cores" >&2
-echo "torch $("$PY" -c 'import torch; print(torch.__version__)'), $(rustc --version)" >&2
 
 # "steal total" jiffies from /proc/stat: on a VM the hypervisor's steal time says how much of
 # the CPU other tenants took, which the load average does not show.
@@ -65,8 +70,8 @@ run() { # label, command...
     if awk -v s="$steal" 'BEGIN { exit !(s > 0.05) }'; then
         echo "WARNING: $label: the hypervisor stole ${steal} of the CPU during the run: timings are not reliable" >&2
     fi
-    echo "$line" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); d['load_before']=$load; d['steal']=$steal; d['label']='$label'; print(json.dumps(d))" >> "$OUT"
-    echo "  $label: $(tail -n 1 "$OUT" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); print(d.get('error') or '%.2f ms/step, %.0f samples/s' % (d['median_ms'], d['samples_per_s']))") (load $load, steal $steal)" >&2
+    echo "$line" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); d['busy_before']=$load; d['steal']=$steal; d['label']='$label'; print(json.dumps(d))" >> "$OUT"
+    echo "  $label: $(tail -n 1 "$OUT" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); print(d.get('error') or '%.2f ms/step, %.0f samples/s' % (d['median_ms'], d['samples_per_s']))") (others busy $load, steal $steal)" >&2
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -106,9 +111,9 @@ for r in rows:
         print(f"\nNLL (K={r['k']}, {r['images']} images, S={r['samples']}, chunk {r['chunk']}): "
               f"encoder once {r['amortized_samples_per_s']:.0f} samples/s, replicated "
               f"{r['replicated_samples_per_s']:.0f} samples/s, {r['speedup']:.2f}x")
-loads = [r["load_before"] for r in rows if "load_before" in r]
+loads = [r["busy_before"] for r in rows if "busy_before" in r]
 if loads:
-    print(f"\nload average before runs: min {min(loads):.2f}, max {max(loads):.2f}")
+    print(f"\nshare of the cores other processes used before runs: min {min(loads):.2f}, max {max(loads):.2f}")
 steals = [r["steal"] for r in rows if "steal" in r]
 if steals:
     print(f"CPU stolen by the hypervisor during runs: max {max(steals):.1%}")
