@@ -172,3 +172,42 @@ fn bad_slurm_resources_are_refused_before_any_folder_exists() {
         .unwrap();
     assert!(!without_slurm.status.success(), "--time needs --slurm");
 }
+
+/// A sweep over `variants` (how the studies in `experiments/sweeps/` are written) with a
+/// `baseline`: the table pairs each model with the baseline seed by seed.
+#[test]
+fn a_variants_sweep_with_a_baseline_reports_the_paired_difference() {
+    let (dir, _sweep, results) = setup();
+    let sweep_with = |baseline: &str| {
+        let text = format!(
+            "name: variants_sweep\nbase: base.yaml\nbaseline: {baseline}\ngrid:\n  variants:\n    - [{{name: vae, flow: []}}]\n    - [{{name: planar_k2, flow: [{{planar: {{k: 2}}}}]}}]\nseeds: [0, 1]\n"
+        );
+        let path = dir.path().join(format!("sweep_{baseline}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_flowvae"))
+            .args(["sweep", path.to_str().unwrap(), "--jobs", "2"])
+            .args(["--results", results.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = sweep_with("vae");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let planar = stdout
+        .lines()
+        .find(|l| l.starts_with("| planar_k2 |"))
+        .unwrap();
+    assert!(planar.contains("(paired)"), "{stdout}");
+    let bad = sweep_with("vea");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("baseline: `vea` is none of the models compared: planar_k2, vae"),
+        "{stderr}"
+    );
+}

@@ -34,6 +34,10 @@ pub struct SweepConfig {
     /// Each point runs once per seed.
     #[serde(default = "default_seeds")]
     pub seeds: Vec<u64>,
+    /// A model of the comparison (e.g. `vae`) that every other model is compared with, seed
+    /// by seed (the Δ column); absent: no Δ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
 }
 
 /// One run of a sweep.
@@ -267,13 +271,31 @@ pub fn run_local(
     Ok((dir, table))
 }
 
-/// Compares every finished point of a sweep folder.
+/// Compares every finished point of a sweep folder, against the sweep file's `baseline` when
+/// it names one (an error lists the models when it names none of them).
 pub fn summarize(dir: &Path) -> Result<String> {
+    let sweep_file = dir.join("sweep.yaml");
+    let config: SweepConfig = yaml::load(&sweep_file)?;
     let records = compare::find_runs(dir)
         .iter()
         .map(|r| compare::load_record(r))
         .collect::<Result<Vec<_>>>()?;
-    compare::compare(&records, dir, None)
+    if let Some(baseline) = &config.baseline {
+        if !records.iter().any(|r| &r.label == baseline) {
+            let mut labels: Vec<&str> = records.iter().map(|r| r.label.as_str()).collect();
+            labels.sort_unstable();
+            labels.dedup();
+            return Err(RunnerError::Config {
+                file: sweep_file,
+                location: None,
+                message: format!(
+                    "baseline: `{baseline}` is none of the models compared: {}",
+                    labels.join(", ")
+                ),
+            });
+        }
+    }
+    compare::compare(&records, dir, config.baseline.as_deref())
 }
 
 #[cfg(test)]
