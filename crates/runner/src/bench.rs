@@ -73,15 +73,6 @@ pub fn bench_stack(k: usize, flow: Option<&str>) -> Result<Vec<FlowSpec>> {
     }
 }
 
-/// `planar(amortized=true, k=16)`, or `none (VAE)`.
-fn stack_name(stack: &[FlowSpec]) -> String {
-    if stack.is_empty() {
-        "none (VAE)".into()
-    } else {
-        crate::labels::stack_label(stack)
-    }
-}
-
 /// The benchmark model: MLP 784-512-256 encoder, z = 40, the posterior stack `flow`, decoder
 /// 40-256-512-784 with Bernoulli logits, f32.
 pub fn bench_model(flow: &[FlowSpec], seed: u64, device: &Device) -> Result<(ParamStore, FlowVae)> {
@@ -210,7 +201,7 @@ fn bench_train_here(
     let median_ms = median(&times);
     Ok(TrainBenchResult {
         k: options.flow.is_none().then_some(options.k),
-        flow: stack_name(&stack),
+        flow: crate::labels::posterior_label(&stack),
         batch: options.batch,
         steps: options.steps,
         warmup: options.warmup,
@@ -311,7 +302,7 @@ fn bench_nll_here(
     let (amortized, replicated) = (median(&rates[0]), median(&rates[1]));
     Ok(NllBenchResult {
         k: options.flow.is_none().then_some(options.k),
-        flow: stack_name(&stack),
+        flow: crate::labels::posterior_label(&stack),
         images: idx.len(),
         samples: options.samples,
         chunk: options.chunk,

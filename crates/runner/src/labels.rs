@@ -1,5 +1,14 @@
 //! Compact labels of flow stacks for tables and plot titles.
 
+/// `planar(k=8) + affine_coupling(k=4)`, or `none (VAE)` for an empty posterior stack.
+pub fn posterior_label(flow: &[flowvae_flows::FlowSpec]) -> String {
+    if flow.is_empty() {
+        "none (VAE)".into()
+    } else {
+        stack_label(flow)
+    }
+}
+
 /// `planar(k=32) + reverse`: a compact label of a flow stack.
 pub fn stack_label(flow: &[flowvae_flows::FlowSpec]) -> String {
     flow.iter().map(spec_label).collect::<Vec<_>>().join(" + ")

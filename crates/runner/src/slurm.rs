@@ -81,11 +81,8 @@ impl SlurmResources {
     }
 
     /// The `#SBATCH` lines for the resources that were given.
-    fn directives(&self, with_cpus: bool) -> String {
-        let mut lines = String::new();
-        if with_cpus {
-            lines.push_str(&format!("#SBATCH --cpus-per-task={}\n", self.cpus_per_task));
-        }
+    fn directives(&self) -> String {
+        let mut lines = format!("#SBATCH --cpus-per-task={}\n", self.cpus_per_task);
         for (key, value) in [
             ("time", &self.time),
             ("mem", &self.mem),
@@ -118,7 +115,7 @@ pub fn write_slurm(
         "#!/usr/bin/env bash\n#SBATCH --job-name={name}\n#SBATCH --array=0-{last}\n{resources}#SBATCH --output={dir}/slurm-%A_%a.log\nset -euo pipefail\nexport FLOWVAE_THREADS=\"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"\nexec '{exe}' run --sweep '{sweep}' --index \"$SLURM_ARRAY_TASK_ID\" --sweep-dir '{dir}'\n",
         name = config.name,
         last = points.len().saturating_sub(1),
-        resources = resources.directives(true),
+        resources = resources.directives(),
         cpus = resources.cpus_per_task,
         dir = dir_abs.display(),
         sweep = absolute.display(),
@@ -131,7 +128,7 @@ pub fn write_slurm(
     let summary = format!(
         "#!/usr/bin/env bash\n#SBATCH --job-name={name}-compare\n#SBATCH --kill-on-invalid-dep=yes\n{resources}#SBATCH --output={dir}/slurm-compare-%j.log\nset -euo pipefail\nexec '{exe}' sweep-summary '{dir}'\n",
         name = config.name,
-        resources = compare_resources.directives(true),
+        resources = compare_resources.directives(),
         dir = dir_abs.display(),
     );
     let submit = format!(
@@ -177,14 +174,14 @@ mod tests {
         });
         r.validate().unwrap();
         assert_eq!(
-            r.directives(true),
+            r.directives(),
             "#SBATCH --cpus-per-task=4\n#SBATCH --time=1-02:00:00\n#SBATCH --mem=8G\n#SBATCH --partition=gpu_short\n"
         );
         for time in ["30", "02:00:00", "2-12"] {
             with(|r| r.time = Some(time.into())).validate().unwrap();
         }
         assert_eq!(
-            SlurmResources::default().directives(true),
+            SlurmResources::default().directives(),
             "#SBATCH --cpus-per-task=2\n"
         );
     }

@@ -121,11 +121,7 @@ fn write_summary(dir: &Path, summary: &serde_json::Value) -> Result<()> {
 
 /// `planar(k=8) + affine_coupling(k=4)`, or `none` for a plain VAE.
 pub fn flow_label(exp: &ExperimentVae) -> String {
-    if exp.flow.is_empty() {
-        "none (VAE)".into()
-    } else {
-        crate::labels::stack_label(&exp.flow)
-    }
+    crate::labels::posterior_label(&exp.flow)
 }
 
 fn to_images(t: &Tensor) -> Result<Vec<Vec<f32>>> {
