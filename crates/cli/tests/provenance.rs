@@ -1,5 +1,7 @@
 //! A run's summary names the revision the binary was built from, wherever it is started.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
@@ -19,15 +21,10 @@ fn a_run_started_outside_the_checkout_records_the_binarys_revision() {
         "name: tiny\nseed: 1\ndata: {source: digits}\nmodel: {latent: 2, encoder: {hidden: [8]}, decoder: {hidden: [8]}}\ntrain: {epochs: 1}\neval: {nll_samples: 4}\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
-        .args(["run", "tiny.yaml", "--results", "out", "--run-id", "r"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeds(
+        common::flowvae()
+            .args(["run", "tiny.yaml", "--results", "out", "--run-id", "r"])
+            .current_dir(dir.path()),
     );
     let text = std::fs::read_to_string(dir.path().join("out/tiny/r/summary.json")).unwrap();
     let summary: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -1,16 +1,13 @@
 //! A run killed mid-way (SIGKILL) and resumed ends exactly as an uninterrupted run.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const EXPERIMENT: &str = "name: resume\nseed: 4\ndata:\n  source: digits\nmodel:\n  latent: 8\n  encoder: {hidden: [128, 128]}\n  decoder: {hidden: [128, 128]}\nflow:\n  - planar: {k: 4}\n  - affine_coupling: {k: 2, hidden: [32]}\nobjective:\n  warmup_epochs: 3\ntrain:\n  epochs: 14\n  batch_size: 20\neval:\n  nll_samples: 30\n  nll_chunk: 15\n  nll_batch: 100\n";
 
-fn exe() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flowvae"));
-    c.env("RUST_LOG", "warn").stdin(Stdio::null());
-    c
-}
+mod common;
+
+use common::flowvae as exe;
 
 fn rows(path: &Path) -> usize {
     std::fs::read_to_string(path)

@@ -1,7 +1,9 @@
 //! A local sweep: 2 flow stacks × 2 seeds in 2 processes, ending in mean ± std; and the
 //! Slurm scripts it would submit.
 
-use std::process::Command;
+mod common;
+
+use common::{assert_succeeded, flowvae, succeeds};
 
 const BASE: &str = "name: base\nseed: 0\ndata:\n  source: digits\nmodel:\n  latent: 4\n  encoder: {hidden: [32]}\n  decoder: {hidden: [32]}\ntrain:\n  epochs: 2\n  batch_size: 100\neval:\n  nll_samples: 20\n  nll_chunk: 20\n  nll_batch: 100\n";
 const SWEEP: &str = "name: tiny_sweep\nbase: base.yaml\ngrid:\n  flow:\n    - []\n    - [{planar: {k: 2}}]\nseeds: [0, 1]\n";
@@ -19,7 +21,7 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
 #[test]
 fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
     let (_dir, sweep, results) = setup();
-    let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+    let out = flowvae()
         .args([
             "sweep",
             sweep.to_str().unwrap(),
@@ -28,16 +30,10 @@ fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
             "--results",
             results.to_str().unwrap(),
         ])
-        .env("RUST_LOG", "warn")
         .env_remove("FLOWVAE_THREADS")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_succeeded(&out);
     assert!(
         stdout.contains("flow=[]") && stdout.contains("flow=[{planar:{k:2}}]"),
         "{stdout}"
@@ -73,27 +69,19 @@ fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
 #[test]
 fn the_slurm_mode_writes_an_array_and_a_dependent_comparison() {
     let (_dir, sweep, results) = setup();
-    let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
-        .args([
-            "sweep",
-            sweep.to_str().unwrap(),
-            "--slurm",
-            "--cpus-per-task",
-            "4",
-            "--time",
-            "02:00:00",
-            "--mem",
-            "8G",
-            "--results",
-            results.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(flowvae().args([
+        "sweep",
+        sweep.to_str().unwrap(),
+        "--slurm",
+        "--cpus-per-task",
+        "4",
+        "--time",
+        "02:00:00",
+        "--mem",
+        "8G",
+        "--results",
+        results.to_str().unwrap(),
+    ]));
     let sweep_dir = std::fs::read_dir(results.join("tiny_sweep"))
         .unwrap()
         .next()
@@ -118,26 +106,17 @@ fn the_slurm_mode_writes_an_array_and_a_dependent_comparison() {
     let compare = std::fs::read_to_string(sweep_dir.join("compare.sbatch")).unwrap();
     assert!(compare.contains("sweep-summary"), "{compare}");
     // What one array task runs works here too.
-    let task = Command::new(env!("CARGO_BIN_EXE_flowvae"))
-        .args([
-            "run",
-            "--sweep",
-            sweep.to_str().unwrap(),
-            "--index",
-            "3",
-            "--sweep-dir",
-            sweep_dir.to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        task.status.success(),
-        "{}",
-        String::from_utf8_lossy(&task.stderr)
-    );
+    succeeds(flowvae().args([
+        "run",
+        "--sweep",
+        sweep.to_str().unwrap(),
+        "--index",
+        "3",
+        "--sweep-dir",
+        sweep_dir.to_str().unwrap(),
+    ]));
     assert!(sweep_dir.join("p01-seed1/summary.json").is_file());
-    let bad = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+    let bad = flowvae()
         .args([
             "run",
             "--sweep",
@@ -155,7 +134,7 @@ fn the_slurm_mode_writes_an_array_and_a_dependent_comparison() {
 #[test]
 fn bad_slurm_resources_are_refused_before_any_folder_exists() {
     let (_dir, sweep, results) = setup();
-    let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+    let out = flowvae()
         .args(["sweep", sweep.to_str().unwrap(), "--slurm", "--mem", "lots"])
         .args(["--results", results.to_str().unwrap()])
         .output()
@@ -166,7 +145,7 @@ fn bad_slurm_resources_are_refused_before_any_folder_exists() {
         "{stderr}"
     );
     assert!(!results.exists(), "no sweep folder for a refused sweep");
-    let without_slurm = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+    let without_slurm = flowvae()
         .args(["sweep", sweep.to_str().unwrap(), "--time", "02:00:00"])
         .output()
         .unwrap();
@@ -184,20 +163,13 @@ fn a_variants_sweep_with_a_baseline_reports_the_paired_difference() {
         );
         let path = dir.path().join(format!("sweep_{baseline}.yaml"));
         std::fs::write(&path, text).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_flowvae"))
+        flowvae()
             .args(["sweep", path.to_str().unwrap(), "--jobs", "2"])
             .args(["--results", results.to_str().unwrap()])
-            .env("RUST_LOG", "warn")
             .output()
             .unwrap()
     };
-    let out = sweep_with("vae");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_succeeded(&sweep_with("vae"));
     let planar = stdout
         .lines()
         .find(|l| l.starts_with("| planar_k2 |"))

@@ -1,27 +1,21 @@
 //! The number of worker threads changes the speed, never the numbers.
 
-use std::process::Command;
+mod common;
 
 /// `final_neg_elbo` of a short benchmark run (the benchmark model: 784-512-256 MLPs, planar
 /// K = 4, big enough for the parallel products, Adam chunks and planar rows) on synthetic data.
 fn final_neg_elbo(workers: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
-        .args([
-            "bench", "train", "--k", "4", "--steps", "6", "--warmup", "1", "--json",
-        ])
-        .arg("--data")
-        .arg(dir.path().join("no-such-data"))
-        .env("FLOWVAE_THREADS", workers.to_string())
-        .env_remove("RAYON_NUM_THREADS")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let line = common::succeeds(
+        common::flowvae()
+            .args([
+                "bench", "train", "--k", "4", "--steps", "6", "--warmup", "1", "--json",
+            ])
+            .arg("--data")
+            .arg(dir.path().join("no-such-data"))
+            .env("FLOWVAE_THREADS", workers.to_string())
+            .env_remove("RAYON_NUM_THREADS"),
     );
-    let line = String::from_utf8_lossy(&out.stdout);
     let json: serde_json::Value =
         serde_json::from_str(line.trim().lines().last().unwrap()).unwrap();
     assert_eq!(json["threads"], workers);

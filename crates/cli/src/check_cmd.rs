@@ -1,0 +1,110 @@
+//! `flowvae check` (a flow stack against the brute-force Jacobian) and `flowvae transform`
+//! (data through a trained model's flow).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use flowvae_runner::check::CheckOptions;
+
+use crate::shared::{device, refuse_existing};
+
+/// `flowvae check …`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// A stack file (a YAML list such as `- planar: {k: 4}`) or an experiment file.
+    yaml: PathBuf,
+    /// Dimension to build the stack on (default: the experiment's, or 4).
+    #[arg(long)]
+    dim: Option<usize>,
+    /// Random points to check at.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Seed of the random parameters and points.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Build planar, radial and Sylvester layers with per-sample (amortized) parameters.
+    #[arg(long)]
+    amortized: bool,
+    /// Largest acceptable error.
+    #[arg(long, default_value_t = 1e-6)]
+    tolerance: f64,
+}
+
+/// `flowvae transform …`.
+#[derive(Debug, Args)]
+pub(crate) struct TransformArgs {
+    /// A finished run folder.
+    run: PathBuf,
+    /// CSV of data points, one per row (784 columns for MNIST, 2 for 2-D).
+    #[arg(long, conflicts_with = "split")]
+    input: Option<PathBuf>,
+    /// Use a split of the run's own data instead: train, val or test.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Output CSV (refused if it exists, unless --force).
+    #[arg(long)]
+    output: PathBuf,
+    /// Draw z0 from q0 (seeded) instead of taking its mean.
+    #[arg(long)]
+    sample: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    force: bool,
+}
+
+/// Exit code 1 (not an error) when a layer's error exceeds the tolerance.
+pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let options = CheckOptions {
+        dim: args.dim,
+        batch: args.batch,
+        seed: args.seed,
+        amortized: args.amortized,
+        tolerance: args.tolerance,
+    };
+    let outcomes = flowvae_runner::check::check_file(&args.yaml, &options)
+        .with_context(|| format!("check of {} failed", args.yaml.display()))?;
+    let mut all_passed = true;
+    for outcome in &outcomes {
+        if outcomes.len() > 1 {
+            println!("== {} ==", outcome.stack);
+        }
+        print!("{}", outcome.table());
+        all_passed &= outcome.passed();
+    }
+    let verdict = if all_passed { "PASS" } else { "FAIL" };
+    let dim = outcomes.first().map_or(0, |o| o.dim);
+    println!(
+        "{verdict}: {} stack(s), dimension {dim}, tolerance {:e} (f64, {} points)",
+        outcomes.len(),
+        args.tolerance,
+        args.batch
+    );
+    Ok(if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub(crate) fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
+    refuse_existing(&args.output, args.force, "")?;
+    let source = match &args.input {
+        Some(path) => flowvae_runner::transform::Input::Csv(path),
+        None => flowvae_runner::transform::Input::Split(&args.split),
+    };
+    let device = device()?;
+    let rows = flowvae_runner::transform::transform(
+        &args.run,
+        source,
+        &args.output,
+        args.sample,
+        args.seed,
+        &device,
+    )
+    .with_context(|| format!("transform with {} failed", args.run.display()))?;
+    println!("{rows} rows written to {}", args.output.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,75 @@
+//! `flowvae sweep` and `flowvae sweep-summary`: a grid of runs, locally or as a Slurm array.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+/// `flowvae sweep …`.
+#[derive(Debug, Args)]
+pub(crate) struct SweepArgs {
+    /// The sweep file (name, base, grid, seeds).
+    sweep: PathBuf,
+    /// Parallel worker processes.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Write sweep.sbatch, compare.sbatch and submit.sh instead of running.
+    #[arg(long)]
+    slurm: bool,
+    /// Cores per Slurm array task (its FLOWVAE_THREADS follows).
+    #[arg(long, default_value_t = 2, requires = "slurm")]
+    cpus_per_task: usize,
+    /// Wall-time limit per Slurm task, e.g. 02:00:00 or 1-00:00:00.
+    #[arg(long, requires = "slurm")]
+    time: Option<String>,
+    /// Memory per Slurm task, e.g. 8G.
+    #[arg(long, requires = "slurm")]
+    mem: Option<String>,
+    /// Slurm partition.
+    #[arg(long, requires = "slurm")]
+    partition: Option<String>,
+    /// Folder that holds the sweep folders.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+}
+
+/// `flowvae sweep-summary …`.
+#[derive(Debug, Args)]
+pub(crate) struct SweepSummaryArgs {
+    /// The sweep folder.
+    dir: PathBuf,
+}
+
+pub(crate) fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find the flowvae executable")?;
+    if args.slurm {
+        let resources = flowvae_runner::slurm::SlurmResources {
+            cpus_per_task: args.cpus_per_task,
+            time: args.time,
+            mem: args.mem,
+            partition: args.partition,
+        };
+        let dir = flowvae_runner::slurm::write_slurm(&args.sweep, &args.results, &exe, &resources)
+            .with_context(|| {
+                format!("cannot write the Slurm scripts of {}", args.sweep.display())
+            })?;
+        println!(
+            "wrote {0}/sweep.sbatch, {0}/compare.sbatch; submit with {0}/submit.sh",
+            dir.display()
+        );
+    } else {
+        let (dir, table) =
+            flowvae_runner::sweep::run_local(&args.sweep, &args.results, args.jobs, &exe)
+                .with_context(|| format!("sweep {} failed", args.sweep.display()))?;
+        println!("{table}\nsweep folder: {}", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn summary(args: SweepSummaryArgs) -> anyhow::Result<ExitCode> {
+    let table = flowvae_runner::sweep::summarize(&args.dir)
+        .with_context(|| format!("cannot summarise {}", args.dir.display()))?;
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
+}

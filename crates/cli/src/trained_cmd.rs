@@ -1,0 +1,185 @@
+//! Subcommands on finished runs: `eval` (test NLL), `sample` (prior draws), `gaps`
+//! (amortization and approximation gaps) and `compare` (tables and plots across runs).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use flowvae_runner::inference_gap::GapOptions;
+
+use crate::shared::{device, refuse_existing};
+
+/// `flowvae eval …`.
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// A Flow-VAE run folder (results/<experiment>/<run-id>[/<model>]).
+    run: PathBuf,
+    /// Importance samples per test image (default: the run's eval.nll_samples, 5000).
+    #[arg(long)]
+    samples: Option<usize>,
+}
+
+/// `flowvae sample …`.
+#[derive(Debug, Args)]
+pub(crate) struct SampleArgs {
+    /// A Flow-VAE run folder.
+    run: PathBuf,
+    /// Number of images.
+    #[arg(short, long, default_value_t = 64)]
+    n: usize,
+    /// Seed of the prior draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output PNG (default: <run>/plots/samples_<n>_seed<seed>.png).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `flowvae gaps …`.
+#[derive(Debug, Args)]
+pub(crate) struct GapsArgs {
+    /// A finished run folder.
+    run: PathBuf,
+    /// train, val or test.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// The first N images of the split.
+    #[arg(long, default_value_t = 100)]
+    images: usize,
+    /// Adam steps of the per-image optimisation.
+    #[arg(long, default_value_t = 500)]
+    steps: usize,
+    /// Adam's learning rate for the per-image variables.
+    #[arg(long, default_value_t = 1e-2)]
+    lr: f64,
+    /// Posterior samples per image per step.
+    #[arg(long, default_value_t = 16)]
+    samples: usize,
+    /// Samples per image for the final ELBO and log p(x) estimates.
+    #[arg(long, default_value_t = 1000)]
+    eval_samples: usize,
+    /// Seed of the posterior noise (the same for both estimates).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write the report as JSON here (refused if it exists, unless --force).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `flowvae compare …`.
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// Run folders, or experiment / comparison folders holding them.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Model name to show differences against (e.g. vae).
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Folder for comparison.md, comparison.csv and plots/ (default:
+    /// results/comparisons/<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let device = device()?;
+    let (nll, s) = flowvae_runner::vae_eval::eval_run(&args.run, args.samples, &device)
+        .with_context(|| format!("evaluation of {} failed", args.run.display()))?;
+    println!(
+        "{}: test NLL {nll:.3} nats (S = {s}), recorded in summary.json",
+        args.run.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
+    let SampleArgs {
+        run,
+        n,
+        seed,
+        out,
+        force,
+    } = args;
+    let out = out.unwrap_or_else(|| run.join(format!("plots/samples_{n}_seed{seed}.png")));
+    refuse_existing(&out, force, " or --out to choose another file")?;
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let device = device()?;
+    flowvae_runner::vae_eval::sample_run(&run, n, seed, &out, &device)
+        .with_context(|| format!("sampling from {} failed", run.display()))?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn gaps(args: GapsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(out) = &args.out {
+        refuse_existing(out, args.force, "")?;
+    }
+    let options = GapOptions {
+        images: args.images,
+        steps: args.steps,
+        samples_per_step: args.samples,
+        eval_samples: args.eval_samples,
+        lr: args.lr,
+        seed: args.seed,
+    };
+    let device = device()?;
+    let run = &args.run;
+    let report = flowvae_runner::inference_gap::inference_gaps(run, &args.split, &options, &device)
+        .with_context(|| format!("gap measurement of {} failed", run.display()))?;
+    println!(
+        "{}: {} {} images, nats per image\n  log p(x) {:.2}\n  ELBO, encoder's q {:.2}\n  \
+         ELBO, optimised q {:.2}\n  amortization gap {:.2}\n  approximation gap {:.2}",
+        run.display(),
+        report.images,
+        report.split,
+        report.log_px,
+        report.elbo_amortized,
+        report.elbo_optimized,
+        report.amortization_gap,
+        report.approximation_gap
+    );
+    if let Some(out) = &args.out {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let mut records = Vec::new();
+    for path in &args.runs {
+        let found = flowvae_runner::compare::find_runs(path);
+        if found.is_empty() {
+            anyhow::bail!(
+                "{}: no finished run (a folder with summary.json) found",
+                path.display()
+            );
+        }
+        for dir in found {
+            records.push(flowvae_runner::compare::load_record(&dir)?);
+        }
+    }
+    let out = args.out.unwrap_or_else(|| {
+        PathBuf::from("results/comparisons").join(flowvae_runner::run_dir::timestamp_id())
+    });
+    if out.join("comparison.md").exists() {
+        anyhow::bail!(
+            "{} holds a comparison already; choose another --out",
+            out.display()
+        );
+    }
+    let table = flowvae_runner::compare::compare(&records, &out, args.baseline.as_deref())
+        .with_context(|| format!("cannot write the comparison to {}", out.display()))?;
+    println!("{table}\nwritten to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
