@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side speed of the benchmark Flow-VAE (DESIGN §9): flowvae against PyTorch eager and
 # torch.compile, K = 0 and K = 16, run ALTERNATELY in one invocation, with ratios ours/PyTorch.
+# --sylvester adds the three Sylvester posteriors (4 layers each: orthogonal M = 32,
+# Householder with 8 reflections, triangular) on the same model.
 #
 #   scripts/bench_vs_pytorch.sh [--steps 300] [--warmup 20] [--rounds 2] [--no-compile]
+#                               [--no-nll] [--sylvester] [--only-sylvester]
 #
 # Builds flowvae in release (CARGO_TARGET_DIR honoured), installs torch with pip when missing
 # (plain `pip install torch` from PyPI), and warns when other processes keep the machine
@@ -12,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-STEPS=300 WARMUP=20 ROUNDS=2 COMPILE=1 NLL=1
+STEPS=300 WARMUP=20 ROUNDS=2 COMPILE=1 NLL=1 PLANAR=1 SYLVESTER=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --steps) STEPS=$2; shift 2 ;;
@@ -20,6 +23,8 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift 2 ;;
         --no-compile) COMPILE=0; shift ;;
         --no-nll) NLL=0; shift ;;
+        --sylvester) SYLVESTER=1; shift ;;
+        --only-sylvester) SYLVESTER=1; PLANAR=0; NLL=0; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -59,8 +64,8 @@ check_load() {
 # the CPU other tenants took, which the load average does not show.
 cpu_jiffies() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print $9, t}' /proc/stat; }
 
-run() { # label, command...
-    local label=$1; shift
+run() { # label, case (a table row group), command...
+    local label=$1 case=$2; shift 2
     local load line before after steal
     load=$(check_load)
     before=$(cpu_jiffies)
@@ -70,19 +75,45 @@ run() { # label, command...
     if awk -v s="$steal" 'BEGIN { exit !(s > 0.05) }'; then
         echo "WARNING: $label: the hypervisor stole ${steal} of the CPU during the run: timings are not reliable" >&2
     fi
-    echo "$line" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); d['busy_before']=$load; d['steal']=$steal; d['label']='$label'; print(json.dumps(d))" >> "$OUT"
+    echo "$line" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); d['busy_before']=$load; d['steal']=$steal; d['label']='$label'; d['case']='$case'; print(json.dumps(d))" >> "$OUT"
     echo "  $label: $(tail -n 1 "$OUT" | "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); print(d.get('error') or '%.2f ms/step, %.0f samples/s' % (d['median_ms'], d['samples_per_s']))") (others busy $load, steal $steal)" >&2
 }
 
+# One case, alternating implementations: case name, flowvae's flags, bench_pytorch.py's flags.
+case_round() {
+    local case=$1 ours=$2 theirs=$3
+    echo "round $round, $case" >&2
+    # shellcheck disable=SC2086 # the flag strings are word lists
+    run "flowvae" "$case" "$BIN" bench train $ours --steps "$STEPS" --warmup "$WARMUP" --json
+    # shellcheck disable=SC2086
+    run "pytorch-eager" "$case" "$PY" scripts/bench_pytorch.py $theirs --steps "$STEPS" --warmup "$WARMUP"
+    if [ "$COMPILE" = 1 ]; then
+        # shellcheck disable=SC2086
+        run "pytorch-compile" "$case" "$PY" scripts/bench_pytorch.py $theirs --steps "$STEPS" --warmup "$WARMUP" --compile
+    fi
+}
+
+declare -A SYLVESTER_STACK=(
+    [sylvester_orthogonal]='[{sylvester_orthogonal: {k: 4, m: 32}}]'
+    [sylvester_householder]='[{sylvester_householder: {k: 4, reflections: 8}}]'
+    [sylvester_triangular]='[{sylvester_triangular: {k: 4}}]'
+)
 for round in $(seq 1 "$ROUNDS"); do
-    for k in 0 16; do
-        echo "round $round, K=$k" >&2
-        run "flowvae" "$BIN" bench train --k "$k" --steps "$STEPS" --warmup "$WARMUP" --json
-        run "pytorch-eager" "$PY" scripts/bench_pytorch.py --k "$k" --steps "$STEPS" --warmup "$WARMUP"
-        if [ "$COMPILE" = 1 ]; then
-            run "pytorch-compile" "$PY" scripts/bench_pytorch.py --k "$k" --steps "$STEPS" --warmup "$WARMUP" --compile
-        fi
-    done
+    if [ "$PLANAR" = 1 ]; then
+        for k in 0 16; do
+            case_round "K=$k" "--k $k" "--k $k"
+        done
+    fi
+    if [ "$SYLVESTER" = 1 ]; then
+        for kind in sylvester_orthogonal sylvester_householder sylvester_triangular; do
+            echo "round $round, $kind" >&2
+            run "flowvae" "$kind" "$BIN" bench train --flow "${SYLVESTER_STACK[$kind]}" --steps "$STEPS" --warmup "$WARMUP" --json
+            run "pytorch-eager" "$kind" "$PY" scripts/bench_pytorch.py --flow "$kind" --steps "$STEPS" --warmup "$WARMUP"
+            if [ "$COMPILE" = 1 ]; then
+                run "pytorch-compile" "$kind" "$PY" scripts/bench_pytorch.py --flow "$kind" --steps "$STEPS" --warmup "$WARMUP" --compile
+            fi
+        done
+    fi
 done
 if [ "$NLL" = 1 ]; then
     check_load > /dev/null
@@ -93,19 +124,20 @@ fi
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 train = [r for r in rows if "median_ms" in r]
-def best(label, k):
-    xs = [r["median_ms"] for r in train if r.get("label") == label and r["k"] == k]
+def best(label, case):
+    xs = [r["median_ms"] for r in train if r.get("label") == label and r.get("case") == case]
     return statistics.median(xs) if xs else None
-print("| K | impl | median ms/step | samples/s | ours / this (speed ratio) |")
+cases = list(dict.fromkeys(r.get("case") for r in train))
+print("| posterior | impl | median ms/step | samples/s | ours / this (speed ratio) |")
 print("|---|---|---|---|---|")
-for k in (0, 16):
-    ours = best("flowvae", k)
+for case in cases:
+    ours = best("flowvae", case)
     for label in ("flowvae", "pytorch-eager", "pytorch-compile"):
-        ms = best(label, k)
+        ms = best(label, case)
         if ms is None:
             continue
         ratio = "" if label == "flowvae" or ours is None else f"{ms / ours:.2f}x"
-        print(f"| {k} | {label} | {ms:.2f} | {100 / (ms / 1e3):.0f} | {ratio} |")
+        print(f"| {case} | {label} | {ms:.2f} | {100 / (ms / 1e3):.0f} | {ratio} |")
 for r in rows:
     if "amortized_samples_per_s" in r:
         print(f"\nNLL (K={r['k']}, {r['images']} images, S={r['samples']}, chunk {r['chunk']}): "
