@@ -12,8 +12,7 @@ use candle_core::{
     bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
 };
 
-use crate::fused::enabled;
-use crate::simd;
+use crate::fused::{enabled, for_rows, run_f32_or_f64, to_f64, Kernel};
 
 /// Whether the fused stack may run for `z` `(B, D)` and `params` `(B, K(2D+1))`.
 pub fn applicable(z: &Tensor, params: &Tensor) -> bool {
@@ -170,54 +169,6 @@ fn row_backward(z0: &[f64], p: &[f64], d: usize, gz: &mut [f64], gl: f64, gp: &m
     }
 }
 
-fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout, name: &str) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => bail!("{name}: non-contiguous input"),
-    }
-}
-
-fn to_f64<T: WithDType>(s: &[T]) -> Vec<f64> {
-    s.iter().map(|v| v.to_f64()).collect()
-}
-
-/// Rows per parallel task: each row is a whole K-layer stack, so a few dozen rows make a task.
-const ROWS_PER_TASK: usize = 16;
-
-/// `kernel(row, out_row)` for every row, each output row `width` wide, rows spread over the
-/// current rayon pool (flowvae's worker pool in training) — rows are independent, so the
-/// numbers do not depend on how they are spread.
-fn for_rows<T: WithDType>(
-    rows: usize,
-    width: usize,
-    kernel: impl Fn(usize, &mut [T]) + Sync,
-) -> Vec<T> {
-    use rayon::prelude::*;
-    let mut out = vec![T::zero(); rows * width];
-    if width == 0 {
-        return out;
-    }
-    let task = |(i, block): (usize, &mut [T])| {
-        simd::dispatch(
-            #[inline(always)]
-            || {
-                for (j, row) in block.chunks_exact_mut(width).enumerate() {
-                    kernel(i * ROWS_PER_TASK + j, row);
-                }
-            },
-        )
-    };
-    let blocks = out.par_chunks_mut(ROWS_PER_TASK * width).enumerate();
-    if rows > ROWS_PER_TASK && rayon::current_num_threads() > 1 {
-        blocks.for_each(task);
-    } else {
-        out.chunks_mut(ROWS_PER_TASK * width)
-            .enumerate()
-            .for_each(task);
-    }
-    out
-}
-
 fn forward_impl<T: WithDType>(z: &[T], p: &[T], d: usize) -> Vec<T> {
     let rows = z.len() / d;
     let width = p.len() / rows.max(1);
@@ -247,6 +198,18 @@ fn backward_impl<T: WithDType>(z: &[T], p: &[T], g: &[T], d: usize) -> Vec<T> {
     })
 }
 
+impl Kernel for PlanarStack {
+    fn run<T: WithDType>(&self, inputs: &[&[T]]) -> Vec<T> {
+        forward_impl(inputs[0], inputs[1], self.d)
+    }
+}
+
+impl Kernel for PlanarStackGrad {
+    fn run<T: WithDType>(&self, inputs: &[&[T]]) -> Vec<T> {
+        backward_impl(inputs[0], inputs[1], inputs[2], self.d)
+    }
+}
+
 impl CustomOp2 for PlanarStack {
     fn name(&self) -> &'static str {
         "fused-planar-stack"
@@ -259,18 +222,8 @@ impl CustomOp2 for PlanarStack {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (d, name) = (self.d, self.name());
-        let rows = l1.shape().dims()[0];
-        let out = match (s1, s2) {
-            (CpuStorage::F32(z), CpuStorage::F32(p)) => {
-                CpuStorage::F32(forward_impl(slice(z, l1, name)?, slice(p, l2, name)?, d))
-            }
-            (CpuStorage::F64(z), CpuStorage::F64(p)) => {
-                CpuStorage::F64(forward_impl(slice(z, l1, name)?, slice(p, l2, name)?, d))
-            }
-            _ => bail!("{name}: f32 or f64 inputs of one dtype expected"),
-        };
-        Ok((out, Shape::from((rows, d + 1))))
+        let out = run_f32_or_f64(self.name(), &[(s1, l1), (s2, l2)], self)?;
+        Ok((out, Shape::from((l1.shape().dims()[0], self.d + 1))))
     }
 
     fn bwd(
@@ -304,28 +257,8 @@ impl CustomOp3 for PlanarStackGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (d, name) = (self.d, self.name());
-        let rows = l1.shape().dims()[0];
-        let p = l2.shape().dims()[1];
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(z), CpuStorage::F32(pr), CpuStorage::F32(g)) => {
-                let (z, pr, g) = (
-                    slice(z, l1, name)?,
-                    slice(pr, l2, name)?,
-                    slice(g, l3, name)?,
-                );
-                CpuStorage::F32(backward_impl(z, pr, g, d))
-            }
-            (CpuStorage::F64(z), CpuStorage::F64(pr), CpuStorage::F64(g)) => {
-                let (z, pr, g) = (
-                    slice(z, l1, name)?,
-                    slice(pr, l2, name)?,
-                    slice(g, l3, name)?,
-                );
-                CpuStorage::F64(backward_impl(z, pr, g, d))
-            }
-            _ => bail!("{name}: f32 or f64 inputs of one dtype expected"),
-        };
-        Ok((out, Shape::from((rows, d + p))))
+        let (rows, p) = (l1.shape().dims()[0], l2.shape().dims()[1]);
+        let out = run_f32_or_f64(self.name(), &[(s1, l1), (s2, l2), (s3, l3)], self)?;
+        Ok((out, Shape::from((rows, self.d + p))))
     }
 }

@@ -36,6 +36,7 @@ pub mod fused_bce;
 pub mod fused_linear;
 pub mod fused_planar;
 pub mod fused_split;
+pub mod fused_sylvester;
 pub mod grad_sink;
 pub mod made;
 pub mod nn;
@@ -49,6 +50,7 @@ pub mod rng;
 pub mod simd;
 pub mod stable;
 pub mod sylvester;
+mod sylvester_q;
 
 pub use base::{standard_normal_log_prob, DiagGaussian};
 pub use composed::{Composed, Inverted};

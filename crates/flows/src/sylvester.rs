@@ -1,11 +1,13 @@
 //! Sylvester flows (van den Berg et al., 2018): `f(z) = z + Q R h(R̃ Qᵀ z + b)`.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::error::{FlowError, Result};
 use crate::flow::{Conditioning, Flow};
+use crate::fused_sylvester::{applicable as fused_applicable, sylvester_core};
 use crate::param_source::{split_columns, Block, ParamSource};
+use crate::sylvester_q::{orthogonalize, permutation_matrix, reflect, unit_reflections};
 
 /// How the `D × M` matrix `Q` with orthonormal columns is made.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,6 +100,17 @@ impl Sylvester {
         [m * m, m, m, m, self.q_width()]
     }
 
+    /// The parameter row as `[R, R̃, b` blocks (`M·M + 3M`)`, Q` block (raw)`]`.
+    fn core_and_q(&self, raw: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let [full, d1, d2, b, q] = self.block_widths();
+        if q == 0 {
+            return Ok((raw.clone(), None));
+        }
+        let mut parts = split_columns(raw, &[full + d1 + d2 + b, q])?;
+        let q = parts.pop();
+        Ok((parts.remove(0), q))
+    }
+
     /// `(rows, D, M)` orthonormal columns from the raw block.
     fn q_matrix(&self, raw: Option<&Tensor>) -> Result<Tensor> {
         let (d, m) = (self.dim, self.m);
@@ -125,62 +138,6 @@ impl Sylvester {
     }
 }
 
-/// `(1, D, D)` identity or reversal permutation.
-fn permutation_matrix(d: usize, reversed: bool, dtype: DType, dev: &Device) -> Result<Tensor> {
-    let values: Vec<f64> = (0..d * d)
-        .map(|i| {
-            let (row, col) = (i / d, i % d);
-            let target = if reversed { d - 1 - row } else { row };
-            if col == target {
-                1.0
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    Ok(Tensor::from_vec(values, (1, d, d), dev)?.to_dtype(dtype)?)
-}
-
-/// Iterative orthogonalisation `Q ← Q (I + ½(I − QᵀQ)) = 1.5 Q − ½ Q (QᵀQ)` (Björck and
-/// Bowie), converging quadratically once close, until `max|QᵀQ − I|` is below the dtype's
-/// tolerance (checked every other step) or 100 steps. `Q` is first divided by
-/// `√(max row sum of |QᵀQ|) ≥ σ_max`, so every singular value starts in (0, 1], as close to 1
-/// as that bound allows (the Frobenius norm used before left them ~3× smaller, which cost
-/// about three more steps); the limit, the orthonormal polar factor, is the same. A `Q`
-/// already within tolerance (one from [`Flow::prepare_amortized`]) is returned as it is, at
-/// the cost of one `QᵀQ`.
-fn orthogonalize(q: &Tensor, eye_m: &Tensor) -> Result<Tensor> {
-    let tol = if q.dtype() == DType::F64 { 1e-13 } else { 1e-6 };
-    let gram = |q: &Tensor| -> Result<Tensor> { Ok(q.transpose(1, 2)?.matmul(q)?) };
-    let defect = |gram: &Tensor| worst_entry(&gram.broadcast_sub(eye_m)?);
-    let mut g = gram(q)?;
-    if defect(&g)? < tol {
-        return Ok(q.clone());
-    }
-    let bound = g.abs()?.sum_keepdim(2)?.max_keepdim(1)?; // (rows, 1, 1), ≥ σ_max²
-    let mut q = q.broadcast_div(&bound.sqrt()?)?;
-    g = g.broadcast_div(&bound)?;
-    for step in 0..100 {
-        if step % 2 == 0 && defect(&g)? < tol {
-            break;
-        }
-        q = (q.affine(1.5, 0.0)? - q.matmul(&g)?.affine(0.5, 0.0)?)?;
-        g = gram(&q)?;
-    }
-    Ok(q)
-}
-
-/// `max |a_ij|` over a batch of matrices `(rows, M, M)`.
-fn worst_entry(a: &Tensor) -> Result<f64> {
-    Ok(a.abs()?
-        .max_keepdim(1)?
-        .max_keepdim(2)?
-        .flatten_all()?
-        .max(0)?
-        .to_dtype(DType::F64)?
-        .to_scalar()?)
-}
-
 impl Flow for Sylvester {
     fn name(&self) -> String {
         match self.kind {
@@ -203,10 +160,12 @@ impl Flow for Sylvester {
             return Ok(params.clone());
         }
         let rows = params.dim(0)?;
-        let mut parts = split_columns(params, &self.block_widths())?;
-        let q = self.q_matrix(parts.last())?;
-        *parts.last_mut().expect("five blocks") = q.reshape((rows, self.dim * self.m))?;
-        Ok(Tensor::cat(&parts, 1)?)
+        let (core, raw_q) = self.core_and_q(params)?;
+        let q = self.q_matrix(raw_q.as_ref())?;
+        Ok(Tensor::cat(
+            &[core, q.reshape((rows, self.dim * self.m))?],
+            1,
+        )?)
     }
 
     /// `(B, D) → (B, D)`. Parameter rows may be shared by consecutive input rows
@@ -218,22 +177,19 @@ impl Flow for Sylvester {
         let raw = self.source.resolve_shared(&cond, &self.name(), n)?;
         let rows = raw.dim(0)?; // 1 (global) or a divisor of n (amortized)
         let k = n / rows;
-        let q_width = self.q_width();
-        let parts = split_columns(&raw, &self.block_widths())?;
-        let full = parts[0].reshape((rows, m, m))?;
-        let (diag1, diag2) = (parts[1].tanh()?, parts[2].tanh()?);
-        let b = parts[3].unsqueeze(1)?; // (rows, 1, M)
-        if let (SylvesterKind::Householder { reflections }, 1) = (self.kind, k) {
+        let (core, raw_q) = self.core_and_q(&raw)?;
+        if let (SylvesterKind::Householder { reflections }, 1, Some(raw_q)) = (self.kind, k, &raw_q)
+        {
             // One input row per parameter row (training): reflect the row vectors instead of
             // building each row's D × D matrix Q.
-            let units = unit_reflections(&parts[4], reflections, d)?;
+            let units = unit_reflections(raw_q, reflections, d)?;
             let zq = reflect(z, &units, false)?.reshape((rows, 1, m))?;
-            let (h, rh) = self.triangular_part(&zq, &full, &diag1, &diag2, &b)?;
+            let (rh, log_det) = self.core(&zq, &core)?;
             let out = reflect(&rh.reshape((n, m))?, &units, true)?;
-            return Ok(((z + out)?, log_det(&h, &diag1, &diag2, n)?));
+            return Ok(((z + out)?, log_det));
         }
-        let q = self.q_matrix((q_width > 0).then_some(&parts[4]))?; // (rows or 1, D, M)
-                                                                    // A Q shared by every row (triangular kind) is one plain product over all n rows.
+        let q = self.q_matrix(raw_q.as_ref())?; // (rows or 1, D, M)
+                                                // A Q shared by every row (triangular kind) is one plain product over all n rows.
         let shared_q = (q.dim(0)? == 1 && rows > 1)
             .then(|| q.squeeze(0))
             .transpose()?;
@@ -242,18 +198,41 @@ impl Flow for Sylvester {
             Some(q) => z.matmul(q)?.reshape((rows, k, m))?,
             None => z.reshape((rows, k, d))?.matmul(&q)?,
         };
-        let (h, rh) = self.triangular_part(&zq, &full, &diag1, &diag2, &b)?;
+        let (rh, log_det) = self.core(&zq, &core)?;
         let out = match &shared_q {
             Some(q) => rh.reshape((n, m))?.matmul(&q.t()?.contiguous()?)?,
             None => rh
                 .matmul(&q.transpose(1, 2)?.contiguous()?)?
                 .reshape((n, d))?,
         };
-        Ok(((z + out)?, log_det(&h, &diag1, &diag2, n)?))
+        Ok(((z + out)?, log_det))
     }
 }
 
 impl Sylvester {
+    /// `R h` `(rows, k, M)` and `log|det J|` `(rows·k,)` from `zq = zᵀQ` `(rows, k, M)` and the
+    /// `[R, R̃, b]` blocks `(rows, M·M + 3M)`: one fused op on the CPU
+    /// ([`crate::fused_sylvester`]), the composition of [`Self::triangular_part`] and
+    /// [`log_det`] elsewhere.
+    fn core(&self, zq: &Tensor, core: &Tensor) -> Result<(Tensor, Tensor)> {
+        if fused_applicable(zq, core) {
+            return Ok(sylvester_core(zq, core)?);
+        }
+        self.core_unfused(zq, core)
+    }
+
+    /// The reference composition of [`Self::core`].
+    fn core_unfused(&self, zq: &Tensor, core: &Tensor) -> Result<(Tensor, Tensor)> {
+        let m = self.m;
+        let (rows, k, _) = zq.dims3()?;
+        let parts = split_columns(core, &[m * m, m, m, m])?;
+        let full = parts[0].reshape((rows, m, m))?;
+        let (diag1, diag2) = (parts[1].tanh()?, parts[2].tanh()?);
+        let b = parts[3].unsqueeze(1)?; // (rows, 1, M)
+        let (h, rh) = self.triangular_part(zq, &full, &diag1, &diag2, &b)?;
+        Ok((rh, log_det(&h, &diag1, &diag2, rows * k)?))
+    }
+
     /// The part between the two products with `Q`, on `(rows, k, M)` blocks `zq = zᵀQ`:
     /// `h = tanh(zq R̃ᵀ + b)` and `h Rᵀ`, both `(rows, k, M)`. `R`'s strict upper triangle is
     /// `full`'s, `R̃`'s is `fullᵀ`'s; their diagonals are `diag1`, `diag2` `(rows, M)`.
@@ -291,41 +270,11 @@ fn log_det(h: &Tensor, diag1: &Tensor, diag2: &Tensor, n: usize) -> Result<Tenso
         .reshape(n)?)
 }
 
-/// The `R` unit vectors `u_i = v_i / ‖v_i‖` of the raw Householder block `(rows, R·D)`, each
-/// `(rows, D)`.
-fn unit_reflections(raw: &Tensor, reflections: usize, d: usize) -> Result<Vec<Tensor>> {
-    let rows = raw.dim(0)?;
-    let vs = raw.reshape((rows, reflections, d))?;
-    (0..reflections)
-        .map(|i| {
-            let v = vs.narrow(1, i, 1)?.squeeze(1)?;
-            let norm = v.sqr()?.sum_keepdim(1)?.sqrt()?;
-            Ok(v.broadcast_div(&norm)?)
-        })
-        .collect()
-}
-
-/// `x Q` for `Q = H_1 ⋯ H_R`, `H_i = I − 2 u_i u_iᵀ`, row by row (`x` and every `u_i` are
-/// `(n, D)`), without forming `Q`; `reverse` applies `x Qᵀ = x H_R ⋯ H_1`.
-fn reflect(x: &Tensor, units: &[Tensor], reverse: bool) -> Result<Tensor> {
-    let mut x = x.clone();
-    let mut apply = |u: &Tensor| -> Result<()> {
-        let along = (&x * u)?.sum_keepdim(1)?; // (n, 1)
-        x = (&x - u.broadcast_mul(&(along * 2.0)?)?)?;
-        Ok(())
-    };
-    if reverse {
-        units.iter().rev().try_for_each(&mut apply)?;
-    } else {
-        units.iter().try_for_each(&mut apply)?;
-    }
-    Ok(x)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::params::ParamStore;
+    use candle_core::{DType, Device};
 
     /// The masked products give what the explicit matrices of van den Berg et al. give:
     /// `R = triu(full, 1) + diag(d1)`, `R̃ = triu(fullᵀ, 1) + diag(d2)`, `h = tanh(R̃ zq + b)`,
