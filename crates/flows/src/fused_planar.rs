@@ -172,30 +172,40 @@ fn row_backward(z0: &[f64], p: &[f64], d: usize, gz: &mut [f64], gl: f64, gp: &m
 fn forward_impl<T: WithDType>(z: &[T], p: &[T], d: usize) -> Vec<T> {
     let rows = z.len() / d;
     let width = p.len() / rows.max(1);
-    for_rows(rows, d + 1, |r, out| {
-        let mut zr = to_f64(&z[r * d..(r + 1) * d]);
-        let pr = to_f64(&p[r * width..(r + 1) * width]);
-        let log_det = row_forward(&mut zr, &pr, d, None);
-        for (o, &v) in out.iter_mut().zip(zr.iter().chain([&log_det])) {
-            *o = T::from_f64(v);
-        }
-    })
+    for_rows(
+        rows,
+        d + 1,
+        #[inline(always)]
+        |r, out| {
+            let mut zr = to_f64(&z[r * d..(r + 1) * d]);
+            let pr = to_f64(&p[r * width..(r + 1) * width]);
+            let log_det = row_forward(&mut zr, &pr, d, None);
+            for (o, &v) in out.iter_mut().zip(zr.iter().chain([&log_det])) {
+                *o = T::from_f64(v);
+            }
+        },
+    )
 }
 
 fn backward_impl<T: WithDType>(z: &[T], p: &[T], g: &[T], d: usize) -> Vec<T> {
     let rows = z.len() / d;
     let width = p.len() / rows.max(1);
-    for_rows(rows, d + width, |r, out| {
-        let z0 = to_f64(&z[r * d..(r + 1) * d]);
-        let pr = to_f64(&p[r * width..(r + 1) * width]);
-        let gr = &g[r * (d + 1)..(r + 1) * (d + 1)];
-        let mut gz = to_f64(&gr[..d]);
-        let mut gp = vec![0.0; width];
-        row_backward(&z0, &pr, d, &mut gz, gr[d].to_f64(), &mut gp);
-        for (o, &v) in out.iter_mut().zip(gz.iter().chain(&gp)) {
-            *o = T::from_f64(v);
-        }
-    })
+    for_rows(
+        rows,
+        d + width,
+        #[inline(always)]
+        |r, out| {
+            let z0 = to_f64(&z[r * d..(r + 1) * d]);
+            let pr = to_f64(&p[r * width..(r + 1) * width]);
+            let gr = &g[r * (d + 1)..(r + 1) * (d + 1)];
+            let mut gz = to_f64(&gr[..d]);
+            let mut gp = vec![0.0; width];
+            row_backward(&z0, &pr, d, &mut gz, gr[d].to_f64(), &mut gp);
+            for (o, &v) in out.iter_mut().zip(gz.iter().chain(&gp)) {
+                *o = T::from_f64(v);
+            }
+        },
+    )
 }
 
 impl Kernel for PlanarStack {

@@ -77,6 +77,7 @@ struct Params<'a> {
 }
 
 impl<'a> Params<'a> {
+    #[inline(always)]
     fn new(p: &'a [f64], m: usize) -> Self {
         let (full, rest) = p.split_at(m * m);
         Self {
@@ -89,6 +90,7 @@ impl<'a> Params<'a> {
     }
 
     /// `h = tanh(R̃ zq + b)` into `h`.
+    #[inline(always)]
     fn hidden(&self, zq: &[f64], h: &mut [f64]) {
         let m = self.m;
         for i in 0..m {
@@ -107,6 +109,7 @@ impl<'a> Params<'a> {
     }
 
     /// `(R h)ᵢ = d₁ᵢ hᵢ + Σ_{j>i} fullᵢⱼ hⱼ`.
+    #[inline(always)]
     fn apply_r(&self, h: &[f64], out: &mut [f64]) {
         let m = self.m;
         for i in 0..m {
@@ -116,6 +119,7 @@ impl<'a> Params<'a> {
         }
     }
 
+    #[inline(always)]
     fn log_det(&self, h: &[f64]) -> f64 {
         (0..self.m)
             .map(|i| {
@@ -130,18 +134,23 @@ impl<'a> Params<'a> {
 fn forward_impl<T: WithDType>(zq: &[T], p: &[T], m: usize, rows: usize) -> Vec<T> {
     let n = zq.len() / m;
     let (k, width) = (n / rows, m * m + 3 * m);
-    for_rows(n, m + 1, |r, out| {
-        let pr = to_f64(&p[(r / k) * width..(r / k + 1) * width]);
-        let params = Params::new(&pr, m);
-        let z = to_f64(&zq[r * m..(r + 1) * m]);
-        let (mut h, mut rh) = (vec![0.0; m], vec![0.0; m]);
-        params.hidden(&z, &mut h);
-        params.apply_r(&h, &mut rh);
-        let log_det = params.log_det(&h);
-        for (o, &v) in out.iter_mut().zip(rh.iter().chain([&log_det])) {
-            *o = T::from_f64(v);
-        }
-    })
+    for_rows(
+        n,
+        m + 1,
+        #[inline(always)]
+        |r, out| {
+            let pr = to_f64(&p[(r / k) * width..(r / k + 1) * width]);
+            let params = Params::new(&pr, m);
+            let z = to_f64(&zq[r * m..(r + 1) * m]);
+            let (mut h, mut rh) = (vec![0.0; m], vec![0.0; m]);
+            params.hidden(&z, &mut h);
+            params.apply_r(&h, &mut rh);
+            let log_det = params.log_det(&h);
+            for (o, &v) in out.iter_mut().zip(rh.iter().chain([&log_det])) {
+                *o = T::from_f64(v);
+            }
+        },
+    )
 }
 
 /// The gradients of one parameter row (`full`, `d₁`, `d₂` as after the tanh, `b`), summed over
@@ -153,6 +162,7 @@ struct RowGrads<'a> {
     b: &'a mut [f64],
 }
 
+#[inline(always)]
 fn row_backward(
     params: &Params,
     z: &[f64],
@@ -208,36 +218,41 @@ fn row_backward(
 fn backward_impl<T: WithDType>(zq: &[T], p: &[T], g: &[T], m: usize, rows: usize) -> Vec<T> {
     let n = zq.len() / m;
     let (k, width) = (n / rows, m * m + 3 * m);
-    for_rows(rows, k * m + width, |row, out| {
-        let pr = to_f64(&p[row * width..(row + 1) * width]);
-        let params = Params::new(&pr, m);
-        let mut gp = vec![0.0; width];
-        let (g_full, rest) = gp.split_at_mut(m * m);
-        let (g_d1, rest) = rest.split_at_mut(m);
-        let (g_d2, g_b) = rest.split_at_mut(m);
-        let mut grads = RowGrads {
-            full: g_full,
-            d1: g_d1,
-            d2: g_d2,
-            b: g_b,
-        };
-        let mut g_zq = vec![0.0; k * m];
-        for j in 0..k {
-            let r = row * k + j;
-            let z = to_f64(&zq[r * m..(r + 1) * m]);
-            let gr = to_f64(&g[r * (m + 1)..(r + 1) * (m + 1)]);
-            let g_row = &mut g_zq[j * m..(j + 1) * m];
-            row_backward(&params, &z, &gr[..m], gr[m], g_row, &mut grads);
-        }
-        // d = tanh a: the diagonals' gradients reach the raw parameters through 1 − d².
-        for i in 0..m {
-            gp[m * m + i] *= 1.0 - params.d1[i] * params.d1[i];
-            gp[m * m + m + i] *= 1.0 - params.d2[i] * params.d2[i];
-        }
-        for (o, &v) in out.iter_mut().zip(g_zq.iter().chain(&gp)) {
-            *o = T::from_f64(v);
-        }
-    })
+    for_rows(
+        rows,
+        k * m + width,
+        #[inline(always)]
+        |row, out| {
+            let pr = to_f64(&p[row * width..(row + 1) * width]);
+            let params = Params::new(&pr, m);
+            let mut gp = vec![0.0; width];
+            let (g_full, rest) = gp.split_at_mut(m * m);
+            let (g_d1, rest) = rest.split_at_mut(m);
+            let (g_d2, g_b) = rest.split_at_mut(m);
+            let mut grads = RowGrads {
+                full: g_full,
+                d1: g_d1,
+                d2: g_d2,
+                b: g_b,
+            };
+            let mut g_zq = vec![0.0; k * m];
+            for j in 0..k {
+                let r = row * k + j;
+                let z = to_f64(&zq[r * m..(r + 1) * m]);
+                let gr = to_f64(&g[r * (m + 1)..(r + 1) * (m + 1)]);
+                let g_row = &mut g_zq[j * m..(j + 1) * m];
+                row_backward(&params, &z, &gr[..m], gr[m], g_row, &mut grads);
+            }
+            // d = tanh a: the diagonals' gradients reach the raw parameters through 1 − d².
+            for i in 0..m {
+                gp[m * m + i] *= 1.0 - params.d1[i] * params.d1[i];
+                gp[m * m + m + i] *= 1.0 - params.d2[i] * params.d2[i];
+            }
+            for (o, &v) in out.iter_mut().zip(g_zq.iter().chain(&gp)) {
+                *o = T::from_f64(v);
+            }
+        },
+    )
 }
 
 impl Kernel for SylvesterCore {
