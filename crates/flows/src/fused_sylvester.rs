@@ -13,8 +13,9 @@
 //! Parameter rows may be shared by `k` consecutive input rows (the importance-sampled NLL):
 //! their gradients are summed over those rows.
 //!
-//! The unfused composition in [`crate::sylvester`] stays the reference and the path on other
-//! devices and with `FLOWVAE_UNFUSED=sylvester`; the tests below compare the two.
+//! The unfused composition in [`crate::sylvester`] stays the path on other devices and with
+//! `FLOWVAE_UNFUSED=sylvester`; `tests/fused_ops.rs` checks this op against the explicit
+//! matrices.
 
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle_core::{Device, WithDType};
@@ -131,23 +132,32 @@ impl<'a> Params<'a> {
     }
 }
 
+/// Input rows in runs of up to 64 that share a parameter row (contiguous in `zq` and in the
+/// output): a run converts its parameters and puts them through tanh once, which costs more
+/// than a row's products, and many runs keep the rows spread over the threads when a few
+/// parameter rows serve thousands of samples (the NLL).
 fn forward_impl<T: WithDType>(zq: &[T], p: &[T], m: usize, rows: usize) -> Vec<T> {
     let n = zq.len() / m;
     let (k, width) = (n / rows, m * m + 3 * m);
+    let run = (1..=k.min(64)).rev().find(|c| k % c == 0).unwrap_or(1);
     for_rows(
-        n,
-        m + 1,
+        n / run,
+        run * (m + 1),
         #[inline(always)]
-        |r, out| {
-            let pr = to_f64(&p[(r / k) * width..(r / k + 1) * width]);
+        |unit, out| {
+            let row = unit * run / k;
+            let pr = to_f64(&p[row * width..(row + 1) * width]);
             let params = Params::new(&pr, m);
-            let z = to_f64(&zq[r * m..(r + 1) * m]);
             let (mut h, mut rh) = (vec![0.0; m], vec![0.0; m]);
-            params.hidden(&z, &mut h);
-            params.apply_r(&h, &mut rh);
-            let log_det = params.log_det(&h);
-            for (o, &v) in out.iter_mut().zip(rh.iter().chain([&log_det])) {
-                *o = T::from_f64(v);
+            for (j, out) in out.chunks_exact_mut(m + 1).enumerate() {
+                let r = unit * run + j;
+                let z = to_f64(&zq[r * m..(r + 1) * m]);
+                params.hidden(&z, &mut h);
+                params.apply_r(&h, &mut rh);
+                let log_det = params.log_det(&h);
+                for (o, &v) in out.iter_mut().zip(rh.iter().chain([&log_det])) {
+                    *o = T::from_f64(v);
+                }
             }
         },
     )
