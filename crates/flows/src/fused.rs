@@ -1,10 +1,10 @@
-//! Switches for the fused CPU kernels (planar stack, Sylvester core, dense layer, BCE with
-//! logits, in-place Adam, column split of amortized parameters), and the row helpers the
-//! per-row kernels share.
+//! Switches for the fused CPU kernels (planar stack, Sylvester core, Björck iteration, dense
+//! layer, BCE with logits, in-place Adam, column split of amortized parameters), and the row
+//! helpers the per-row kernels share.
 //!
 //! All are on by default. `FLOWVAE_UNFUSED` turns some off for A/B measurements and
-//! debugging: a comma-separated list of `planar`, `sylvester`, `linear`, `bce`, `adam`, `split`, or
-//! `all`. It
+//! debugging: a comma-separated list of `planar`, `sylvester`, `bjorck`, `linear`, `bce`, `adam`,
+//! `split`, or `all`. It
 //! is read once.
 
 use std::sync::OnceLock;
@@ -25,8 +25,8 @@ fn disabled() -> &'static Vec<String> {
     })
 }
 
-/// Whether the fused kernel `name` (`planar`, `sylvester`, `linear`, `bce`, `adam`, `split`)
-/// may be used.
+/// Whether the fused kernel `name` (`planar`, `sylvester`, `bjorck`, `linear`, `bce`, `adam`,
+/// `split`) may be used.
 pub fn enabled(name: &str) -> bool {
     !disabled().iter().any(|d| d == name || d == "all")
 }

@@ -34,8 +34,18 @@ pub(crate) fn permutation_matrix(
 /// as that bound allows (the Frobenius norm used before left them ~3× smaller, which cost
 /// about three more steps); the limit, the orthonormal polar factor, is the same. A `Q`
 /// already within tolerance (one from [`crate::Flow::prepare_amortized`]) is returned as it is, at
-/// the cost of one `QᵀQ`.
+/// the cost of one `QᵀQ`. On the CPU each matrix runs on its own in one fused op
+/// ([`crate::fused_bjorck`]).
 pub(crate) fn orthogonalize(q: &Tensor, eye_m: &Tensor) -> Result<Tensor> {
+    if crate::fused_bjorck::applicable(q) {
+        return Ok(crate::fused_bjorck::orthogonalize_fused(q)?);
+    }
+    orthogonalize_batched(q, eye_m)
+}
+
+/// The batched candle form of [`orthogonalize`]: one gemm call per matrix and step, all
+/// matrices stopped at the step the worst one needs.
+pub(crate) fn orthogonalize_batched(q: &Tensor, eye_m: &Tensor) -> Result<Tensor> {
     let tol = if q.dtype() == DType::F64 { 1e-13 } else { 1e-6 };
     let gram = |q: &Tensor| -> Result<Tensor> { Ok(q.transpose(1, 2)?.matmul(q)?) };
     let defect = |gram: &Tensor| worst_entry(&gram.broadcast_sub(eye_m)?);
