@@ -76,6 +76,10 @@ fn defect<T: WithDType>(gram: &[T], m: usize) -> f64 {
 /// already orthonormal within the dtype's tolerance.
 struct Iterates<T> {
     qs: Vec<Vec<T>>,
+    /// `Q_tᵀQ_t` for `t = 1 … T−1`, as the forward step used it (kept only for the backward,
+    /// which would otherwise compute each again). `Q₀`'s is not kept: the forward scaled the
+    /// raw gram instead, equal only up to rounding, and the backward computes it from `Q₀`.
+    grams: Vec<Vec<T>>,
     scale: f64,
     argmax_row: usize,
 }
@@ -101,7 +105,7 @@ fn iterate<T: WithDType>(raw: &[T], m: usize, max_steps: usize, keep: bool) -> O
     let mut q: Vec<T> = raw.iter().map(|&x| x * inv_scale).collect();
     gram.iter_mut().for_each(|g| *g *= inv_bound);
     let (three_halves, minus_half) = (T::from_f64(1.5), T::from_f64(-0.5));
-    let mut qs = Vec::new();
+    let (mut qs, mut grams) = (Vec::new(), Vec::new());
     for step in 0..max_steps {
         if step % 2 == 0 && defect(&gram, m) < tol {
             break;
@@ -109,6 +113,9 @@ fn iterate<T: WithDType>(raw: &[T], m: usize, max_steps: usize, keep: bool) -> O
         let mut next: Vec<T> = q.iter().map(|&x| three_halves * x).collect();
         add_q_times(minus_half, &q, &gram, m, &mut next);
         if keep {
+            if step > 0 {
+                grams.push(gram.clone());
+            }
             qs.push(std::mem::replace(&mut q, next));
         } else {
             q = next;
@@ -118,6 +125,7 @@ fn iterate<T: WithDType>(raw: &[T], m: usize, max_steps: usize, keep: bool) -> O
     qs.push(q);
     Some(Iterates {
         qs,
+        grams,
         scale,
         argmax_row,
     })
@@ -163,10 +171,16 @@ fn backward_impl<T: WithDType>(raw: &[T], grad: &[T], op: &BjorckGrad) -> Vec<T>
                 return;
             };
             let mut g = grad[span].to_vec();
-            let (mut a, mut sym) = (vec![T::zero(); m * m], vec![T::zero(); m * m]);
+            let mut sym = vec![T::zero(); m * m];
             let (three_halves, minus_half) = (T::from_f64(1.5), T::from_f64(-0.5));
-            for q in it.qs[..it.qs.len() - 1].iter().rev() {
-                at_b(q, q, m, &mut a);
+            let mut gram_0 = vec![T::zero(); m * m];
+            at_b(&it.qs[0], &it.qs[0], m, &mut gram_0);
+            let grams: Vec<&[T]> = std::iter::once(&gram_0)
+                .chain(&it.grams)
+                .map(Vec::as_slice)
+                .collect();
+            let steps = &it.qs[..it.qs.len() - 1]; // Q₀ … Q_{T−1}, one gram each
+            for (q, a) in steps.iter().zip(grams).rev() {
                 at_b(&g, q, m, &mut sym); // GᵀQ; QᵀG is its transpose
                 for r in 0..m {
                     for c in r..m {
@@ -176,7 +190,7 @@ fn backward_impl<T: WithDType>(raw: &[T], grad: &[T], op: &BjorckGrad) -> Vec<T>
                     }
                 }
                 let mut previous: Vec<T> = g.iter().map(|&v| three_halves * v).collect();
-                add_q_times(minus_half, &g, &a, m, &mut previous);
+                add_q_times(minus_half, &g, a, m, &mut previous);
                 add_q_times(minus_half, q, &sym, m, &mut previous);
                 g = previous;
             }
