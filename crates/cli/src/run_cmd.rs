@@ -18,9 +18,10 @@ pub(crate) struct RunArgs {
     /// Folder that holds the run folders.
     #[arg(long, default_value = "results")]
     results: PathBuf,
-    /// Name of the run folder (default: a UTC timestamp). An existing one is refused.
+    /// Name of the run folder (default: a UTC timestamp): one plain name, no path. An
+    /// existing one is refused.
     #[arg(long)]
-    run_id: Option<String>,
+    run_id: Option<std::ffi::OsString>,
     /// Replace the run folder given by --run-id if it exists (its files are deleted).
     #[arg(long, requires = "run_id")]
     force: bool,
@@ -64,9 +65,17 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("sweep point {index} of {} failed", sweep.display()))?
     } else {
         let experiment = args.experiment.context("an experiment file is needed")?;
+        let run_id = match args.run_id {
+            Some(id) => Some(id.into_string().map_err(|id| {
+                anyhow::anyhow!(
+                    "--run-id: {id:?} is not valid UTF-8; expected one plain folder name"
+                )
+            })?),
+            None => None,
+        };
         let options = RunOptions {
             results_root: args.results,
-            run_id: args.run_id,
+            run_id,
             force: args.force,
             overrides: parse_overrides(&args.set)?,
         };

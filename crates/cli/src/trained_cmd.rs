@@ -15,9 +15,10 @@ use crate::shared::{device, refuse_existing};
 pub(crate) struct EvalArgs {
     /// A Flow-VAE run folder (results/<experiment>/<run-id>[/<model>]).
     run: PathBuf,
-    /// Importance samples per test image (default: the run's eval.nll_samples, 5000).
-    #[arg(long)]
-    samples: Option<usize>,
+    /// Importance samples per test image, 1 to 1000000 (default: the run's
+    /// eval.nll_samples, 5000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    samples: Option<u64>,
 }
 
 /// `flowvae sample …`.
@@ -25,9 +26,9 @@ pub(crate) struct EvalArgs {
 pub(crate) struct SampleArgs {
     /// A Flow-VAE run folder.
     run: PathBuf,
-    /// Number of images.
-    #[arg(short, long, default_value_t = 64)]
-    n: usize,
+    /// Number of images, 1 to 10000 (one PNG grid).
+    #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    n: u64,
     /// Seed of the prior draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -90,7 +91,8 @@ pub(crate) struct CompareArgs {
 
 pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let device = device()?;
-    let (nll, s) = flowvae_runner::vae_eval::eval_run(&args.run, args.samples, &device)
+    let samples = args.samples.map(|s| s as usize);
+    let (nll, s) = flowvae_runner::vae_eval::eval_run(&args.run, samples, &device)
         .with_context(|| format!("evaluation of {} failed", args.run.display()))?;
     println!(
         "{}: test NLL {nll:.3} nats (S = {s}), recorded in summary.json",
@@ -107,6 +109,7 @@ pub(crate) fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
         out,
         force,
     } = args;
+    let n = n as usize;
     let out = out.unwrap_or_else(|| run.join(format!("plots/samples_{n}_seed{seed}.png")));
     refuse_existing(&out, force, " or --out to choose another file")?;
     if let Some(parent) = out.parent() {

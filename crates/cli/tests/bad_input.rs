@@ -1,63 +1,9 @@
 //! The README's bad-input table, one test per row: each bad input gives one clear error line
 //! naming the file and a non-zero exit code, and nothing written before is lost.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn flowvae(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flowvae"));
-    c.args(args).env("RUST_LOG", "error");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-/// Asserts a failure with exactly one error line containing every `needle`.
-fn fails_with(out: &Output, needles: &[&str]) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !out.status.success(),
-        "expected a failure, got success: {err}"
-    );
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one error line:\n{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "`{n}` missing from: {}", lines[0]);
-    }
-    lines[0].to_string()
-}
-
-fn vae_yaml(source: &str, extra: &str) -> String {
-    format!("name: t\nseed: 1\ndata:\n  source: {source}\nmodel:\n  latent: 2\n  encoder: {{hidden: [16]}}\n  decoder: {{hidden: [16]}}\ntrain:\n  epochs: 3\n  batch_size: 200\neval:\n  nll_samples: 10\n  nll_chunk: 10\n  nll_batch: 200\n{extra}")
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
-
-fn run_args<'a>(exp: &'a Path, results: &'a Path) -> Vec<&'a str> {
-    vec![
-        "run",
-        exp.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--run-id",
-        "r",
-    ]
-}
-
-fn idx_images(n: u32, side: u32) -> Vec<u8> {
-    let mut v = vec![0, 0, 8, 3];
-    for d in [n, side, side] {
-        v.extend(d.to_be_bytes());
-    }
-    v.extend(std::iter::repeat_n(7u8, (n * side * side) as usize));
-    v
-}
+use common::{fails_with, finished_run, idx_images, output as flowvae, run_args, vae_yaml, write};
 
 #[test]
 fn missing_and_empty_experiment_files() {
@@ -163,17 +109,6 @@ fn wrong_image_size_and_nan_in_data() {
         &flowvae(&run_args(&exp, dir.path()), &[]),
         &["binarized_mnist_train.amat", "line 2"],
     );
-}
-
-fn finished_run(dir: &Path) -> PathBuf {
-    let exp = write(dir, "ok.yaml", vae_yaml("digits", "").as_bytes());
-    let out = flowvae(&run_args(&exp, dir), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.join("t/r")
 }
 
 #[test]

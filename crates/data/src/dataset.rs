@@ -253,6 +253,26 @@ impl Splits {
         })
     }
 
+    /// Errors unless every split has the training set's image size (a model is built for one).
+    pub fn check_same_shape(&self) -> Result<()> {
+        for (role, part) in self.iter().skip(1) {
+            if (part.height, part.width) != (self.train.height, self.train.width) {
+                return Err(DataError::Shape {
+                    dataset: part.name.clone(),
+                    message: format!(
+                        "the {role} images are {}×{}, the training images ({}) {}×{}",
+                        part.height,
+                        part.width,
+                        self.train.name,
+                        self.train.height,
+                        self.train.width
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The three parts with their role names, in the order train, val, test.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Dataset)> {
         [

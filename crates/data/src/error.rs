@@ -49,23 +49,22 @@ impl fmt::Display for Location {
 /// Everything that can go wrong while reading or preparing a data set.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// The file could not be opened or read.
-    #[error("{}: {source}", path.display())]
+    /// The file could not be opened or read. The reason is part of the message and not a
+    /// separate source, so that error chains do not print it twice.
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file starts with the gzip magic but is not a valid gzip stream.
-    #[error("{}: invalid gzip stream: {source}", path.display())]
+    #[error("{}: invalid gzip stream: {cause}", path.display())]
     Gzip {
         /// The file.
         path: PathBuf,
         /// The underlying error from the decoder.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A gzipped file decompresses to more than the reader accepts.
     #[error(
@@ -188,6 +187,27 @@ pub enum DataError {
         n_images: usize,
         /// Number of labels.
         n_labels: usize,
+    },
+    /// Two files of one data set hold images of different sizes.
+    #[error(
+        "{} holds {first_height}×{first_width} images but {} holds {second_height}×{second_width}; \
+         every split of a data set must have one image size",
+        first.display(),
+        second.display()
+    )]
+    ImageSizeMismatch {
+        /// The first file (the training images).
+        first: PathBuf,
+        /// Height of its images.
+        first_height: usize,
+        /// Width of its images.
+        first_width: usize,
+        /// The file that differs.
+        second: PathBuf,
+        /// Height of its images.
+        second_height: usize,
+        /// Width of its images.
+        second_width: usize,
     },
     /// Requested split sizes do not fit the data set.
     #[error("data set `{dataset}` has {n} items, cannot split it into {requested:?}: {reason}")]

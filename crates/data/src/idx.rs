@@ -235,6 +235,16 @@ pub fn load_mnist_dir(dir: &Path, kind: MnistKind, val: ValidationSplit) -> Resu
     let (te_img, te_lab) = find_pair(dir, "t10k")?;
     let full = load_idx_pair(&tr_img, &tr_lab)?;
     let mut test = load_idx_pair(&te_img, &te_lab)?;
+    if (test.height, test.width) != (full.height, full.width) {
+        return Err(DataError::ImageSizeMismatch {
+            first: tr_img,
+            first_height: full.height,
+            first_width: full.width,
+            second: te_img,
+            second_height: test.height,
+            second_width: test.width,
+        });
+    }
     let name = kind.name();
     let (n_val, val_idx): (usize, Vec<usize>) = match val {
         ValidationSplit::Last(k) => (k, (full.n.saturating_sub(k)..full.n).collect()),

@@ -23,9 +23,9 @@ pub(crate) struct FileBytes {
 
 /// Reads `path` whole; if it starts with `1f 8b` it is gunzipped (by content, not by name).
 pub(crate) fn read_file(path: &Path) -> Result<FileBytes> {
-    let raw = std::fs::read(path).map_err(|source| DataError::Io {
+    let raw = std::fs::read(path).map_err(|cause| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     decode(path, raw)
 }
@@ -54,9 +54,9 @@ pub(crate) fn decode_with_limit(path: &Path, raw: Vec<u8>, limit: u64) -> Result
     MultiGzDecoder::new(raw.as_slice())
         .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|source| DataError::Gzip {
+        .map_err(|cause| DataError::Gzip {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
     if bytes.len() as u64 > limit {
         return Err(DataError::TooLarge {

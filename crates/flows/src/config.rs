@@ -183,6 +183,9 @@ impl FlowSpec {
         if k == 0 {
             return bad("k", "must be at least 1 (the number of layers)".into());
         }
+        if k > MAX_LAYERS {
+            return bad("k", format!("{k} layers; at most {MAX_LAYERS} are allowed"));
+        }
         match self {
             Self::SylvesterOrthogonal(OrthogonalSpec { m: Some(m), .. }) if *m == 0 || *m > dim => {
                 bad(
@@ -190,18 +193,26 @@ impl FlowSpec {
                     format!("must be between 1 and the dimension {dim}, got {m}"),
                 )
             }
-            Self::SylvesterHouseholder(s) if s.reflections == 0 => {
-                bad("reflections", "must be at least 1".into())
+            Self::SylvesterHouseholder(s) if s.reflections == 0 || s.reflections > MAX_LAYERS => {
+                bad(
+                    "reflections",
+                    format!("must be between 1 and {MAX_LAYERS}, got {}", s.reflections),
+                )
             }
             Self::AffineCoupling(_) if dim < 2 => {
                 bad("k", format!("coupling needs dimension ≥ 2, got {dim}"))
             }
             Self::AffineCoupling(s) | Self::Maf(s) | Self::Iaf(s) => {
-                if s.hidden.is_empty() || s.hidden.contains(&0) {
+                if s.hidden.is_empty() || s.hidden.iter().any(|&w| w == 0 || w > MAX_WIDTH) {
                     bad(
                         "hidden",
-                        format!("must list positive widths, got {:?}", s.hidden),
+                        format!(
+                            "must list widths between 1 and {MAX_WIDTH}, got {:?}",
+                            s.hidden
+                        ),
                     )
+                } else if s.context > MAX_WIDTH {
+                    bad("context", format!("at most {MAX_WIDTH}, got {}", s.context))
                 } else if !(s.scale_bound > 0.0 && s.scale_bound.is_finite()) {
                     bad(
                         "scale_bound",
@@ -218,6 +229,12 @@ impl FlowSpec {
         }
     }
 }
+
+/// The most layers one entry of a stack may ask for (`k`, Householder `reflections`): far
+/// beyond any published stack, and small enough that a typo cannot exhaust memory.
+pub const MAX_LAYERS: usize = 4096;
+/// The widest hidden layer or context a flow's network may ask for.
+pub const MAX_WIDTH: usize = 65_536;
 
 /// Builds the stack described by `specs` on dimension `dim`; parameters live under `vb`
 /// as `<index>.<kind>.<layer>.<tensor>` (e.g. `flow.0.planar.3.u` with `vb = flow`).

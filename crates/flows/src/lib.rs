@@ -23,6 +23,7 @@ pub mod actnorm;
 pub mod autoregressive;
 pub mod base;
 pub mod check;
+pub mod checked_file;
 pub mod composed;
 pub mod config;
 pub mod coupling;

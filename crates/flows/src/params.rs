@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use candle_core::{DType, Device, Shape, Tensor, Var};
@@ -13,6 +14,7 @@ use candle_nn::init::{FanInOut, NormalOrUniform};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
+use crate::checked_file::{read_checked, serialize_checked};
 use crate::error::{FlowError, Result};
 use crate::rng::{seeded, standard_normal, uniform, SeededRng};
 
@@ -24,6 +26,28 @@ struct Inner {
     loaded: Mutex<BTreeSet<String>>,
     /// Names a model asked for through a `VarBuilder`.
     requested: Mutex<BTreeSet<String>>,
+    /// Bytes the parameters may take in all ([`ParamStore::with_memory_limit`]).
+    limit: AtomicU64,
+    /// The first parameter refused for want of memory.
+    refused: Mutex<Option<String>>,
+}
+
+/// The format entry of parameter files' metadata (`best.safetensors`, 2-D models).
+pub const PARAMS_FORMAT: &str = "flowvae-params-1";
+
+/// `1.5 GiB`, `12.0 MiB`, `300 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// Owner of all trainable tensors of a model, by dotted name (`flow.0.planar.u`).
@@ -47,6 +71,8 @@ impl ParamStore {
                 rng: Mutex::new(seeded(seed, "param-init")),
                 loaded: Mutex::new(BTreeSet::new()),
                 requested: Mutex::new(BTreeSet::new()),
+                limit: AtomicU64::new(u64::MAX),
+                refused: Mutex::new(None),
             }),
         }
     }
@@ -135,24 +161,65 @@ impl ParamStore {
             .collect()
     }
 
-    /// Writes every tensor to `path` as safetensors (the caller makes the write atomic).
+    /// Writes every tensor to `path` as checked safetensors ([`crate::checked_file`]; the
+    /// caller makes the write atomic).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tensors = self.tensors()?;
-        candle_core::safetensors::save(&tensors.into_iter().collect(), path).map_err(|e| {
-            FlowError::Params {
-                path: path.display().to_string(),
-                message: format!("cannot write safetensors: {e}"),
-            }
+        std::fs::write(path, self.to_safetensors_bytes()?).map_err(|e| FlowError::Params {
+            path: path.display().to_string(),
+            message: format!("cannot write safetensors: {e}"),
         })
     }
 
-    /// Every tensor as a safetensors file in memory, names sorted (for atomic writes).
+    /// Every tensor as a safetensors file in memory, names sorted, with the format
+    /// [`PARAMS_FORMAT`] and a checksum in its metadata (for atomic writes).
     pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
-        let tensors = self.tensors()?;
-        safetensors::serialize(tensors.iter(), None).map_err(|e| FlowError::Params {
-            path: "<memory>".into(),
-            message: format!("cannot serialise: {e}"),
-        })
+        let metadata = [("format".to_string(), PARAMS_FORMAT.to_string())].into();
+        serialize_checked(&self.tensors()?, metadata)
+    }
+
+    /// Refuses new parameters that would bring the store's total past `bytes`, before their
+    /// memory is allocated: an absurd size in a config fails with the parameter's name.
+    pub fn with_memory_limit(self, bytes: u64) -> Self {
+        self.inner.limit.store(bytes, Ordering::Relaxed);
+        self
+    }
+
+    /// The name of the first parameter refused by the memory limit, if any.
+    pub fn refused(&self) -> Option<String> {
+        lock(&self.inner.refused).clone()
+    }
+
+    /// Bytes the parameters take now.
+    pub fn bytes_used(&self) -> u64 {
+        lock(&self.inner.vars)
+            .values()
+            .map(|v| (v.elem_count() * v.dtype().size_in_bytes()) as u64)
+            .sum()
+    }
+
+    /// Fails when a new `shape` of `dtype` would exceed the memory limit.
+    fn check_room(&self, name: &str, shape: &Shape, dtype: DType) -> candle_core::Result<()> {
+        let limit = self.inner.limit.load(Ordering::Relaxed);
+        let bytes = shape
+            .dims()
+            .iter()
+            .try_fold(dtype.size_in_bytes() as u64, |acc, &d| {
+                acc.checked_mul(d as u64)
+            })
+            .unwrap_or(u64::MAX);
+        let total = self.bytes_used().saturating_add(bytes);
+        if total > limit {
+            lock(&self.inner.refused).get_or_insert_with(|| name.to_string());
+            candle_core::bail!(
+                "parameter `{name}` of shape {:?} needs {}, which brings the parameters to {} \
+                 against a limit of {}",
+                shape.dims(),
+                human_bytes(bytes),
+                human_bytes(total),
+                human_bytes(limit)
+            );
+        }
+        Ok(())
     }
 
     /// Overwrites every existing variable from `path`; the file must hold exactly these names
@@ -204,13 +271,10 @@ impl ParamStore {
     }
 }
 
-/// All tensors of a safetensors file, by name.
+/// All tensors of a parameter file written by [`ParamStore::save`], by name, after its
+/// checksum is verified.
 pub fn read_safetensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
-    let tensors = candle_core::safetensors::load(path, device).map_err(|e| FlowError::Params {
-        path: path.display().to_string(),
-        message: format!("not a readable safetensors file: {e}"),
-    })?;
-    Ok(tensors.into_iter().collect())
+    Ok(read_checked(path, device)?.tensors)
 }
 
 fn check_same_layout(
@@ -254,6 +318,9 @@ impl SimpleBackend for ParamStore {
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
         lock(&self.inner.requested).insert(name.to_string());
+        if self.var(name).is_none() {
+            self.check_room(name, &s, dtype)?;
+        }
         if let Some(var) = self.var(name) {
             if var.shape() != &s {
                 candle_core::bail!(

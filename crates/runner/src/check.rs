@@ -8,7 +8,7 @@ use flowvae_flows::check::{check_composed, perturb_parameters, CheckReport};
 use flowvae_flows::rng::{seeded, standard_normal};
 use flowvae_flows::{build_stack, Conditioning, Flow, FlowSpec, ParamStore, StackOptions};
 
-use crate::error::Result;
+use crate::error::{Result, RunnerError};
 use crate::experiment::Experiment;
 use crate::yaml;
 
@@ -122,6 +122,10 @@ pub fn check_file(path: &Path, options: &CheckOptions) -> Result<Vec<CheckOutcom
         .collect()
 }
 
+/// The largest dimension `check` builds a stack on: it forms a `dim × dim` Jacobian per
+/// point, by one backward pass per output dimension.
+pub const MAX_CHECK_DIM: usize = 1024;
+
 /// Checks one stack on dimension `dim`.
 pub fn check_stack(
     name: String,
@@ -129,6 +133,16 @@ pub fn check_stack(
     dim: usize,
     options: &CheckOptions,
 ) -> Result<CheckOutcome> {
+    if dim == 0 || dim > MAX_CHECK_DIM {
+        return Err(RunnerError::Config {
+            file: "--dim".into(),
+            location: None,
+            message: format!(
+                "dimension {dim}: check works on 1 to {MAX_CHECK_DIM} dimensions (it forms a \
+                 dim × dim Jacobian per point); pass a smaller --dim"
+            ),
+        });
+    }
     let device = Device::Cpu;
     let store = ParamStore::new(options.seed);
     let vb = store.var_builder(DType::F64, &device).pp("flow");

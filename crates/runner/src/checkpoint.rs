@@ -1,18 +1,22 @@
 //! Training checkpoints: model parameters under their own names (plain safetensors, readable
 //! from Python), optimizer moments under `optimizer.first.<name>` / `optimizer.second.<name>`,
-//! and the loop's state plus a checksum in the safetensors metadata. Written atomically.
+//! and the loop's state in the safetensors metadata, with one checksum over all of it. Written
+//! atomically.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
+use flowvae_flows::checked_file::{parse_checked, serialize_checked};
 use flowvae_flows::ParamStore;
 
 use crate::error::{Result, RunnerError};
 use crate::optim::Optimizer;
 use crate::run_dir::write_atomic;
 
-const FORMAT: &str = "flowvae-checkpoint-1";
+/// The format of `last.safetensors`; version 2 checksums the loop state too.
+pub const FORMAT: &str = "flowvae-checkpoint-2";
+const LEGACY_FORMAT: &str = "flowvae-checkpoint-1";
 const FIRST: &str = "optimizer.first.";
 const SECOND: &str = "optimizer.second.";
 
@@ -37,36 +41,18 @@ pub struct Checkpoint {
     pub first: BTreeMap<String, Tensor>,
     pub second: BTreeMap<String, Tensor>,
     pub state: LoopState,
+    /// The rows of `metrics.csv` up to this checkpoint, one per line (no header).
+    pub metrics: String,
 }
 
-/// FNV-1a over names and tensor bytes in name order: detects a damaged file.
-fn checksum(tensors: &BTreeMap<String, Tensor>) -> Result<String> {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    for (name, t) in tensors {
-        eat(name.as_bytes());
-        let values: Vec<f32> = t
-            .flatten_all()?
-            .to_dtype(candle_core::DType::F32)?
-            .to_vec1()?;
-        for v in values {
-            eat(&v.to_le_bytes());
-        }
-    }
-    Ok(format!("{hash:016x}"))
-}
-
-/// Writes model, optimizer and loop state to `path` atomically.
+/// Writes model, optimizer and loop state to `path` atomically; the checksum covers the
+/// tensors and the loop state ([`flowvae_flows::checked_file`]).
 pub fn save(
     path: &Path,
     store: &ParamStore,
     optimizer: Option<&Optimizer>,
     state: &LoopState,
+    metrics_rows: &str,
 ) -> Result<()> {
     let mut tensors = store.tensors()?;
     if let Some(opt) = optimizer {
@@ -76,7 +62,7 @@ pub fn save(
             tensors.insert(format!("{SECOND}{name}"), v.clone());
         }
     }
-    let metadata: HashMap<String, String> = [
+    let metadata: BTreeMap<String, String> = [
         ("format", FORMAT.to_string()),
         ("epochs_done", state.epochs_done.to_string()),
         ("optimizer_steps", state.optimizer_steps.to_string()),
@@ -84,22 +70,21 @@ pub fn save(
         ("best_epoch", state.best_epoch.to_string()),
         ("elapsed", state.elapsed.to_string()),
         ("lr_scale", state.lr_scale.to_string()),
-        ("checksum", checksum(&tensors)?),
+        ("metrics", metrics_rows.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let bytes = safetensors::serialize(tensors.iter(), Some(metadata)).map_err(|e| {
-        RunnerError::Config {
-            file: path.to_path_buf(),
-            location: None,
-            message: format!("cannot serialise the checkpoint: {e}"),
-        }
+    let bytes = serialize_checked(&tensors, metadata).map_err(|e| RunnerError::Config {
+        file: path.to_path_buf(),
+        location: None,
+        message: format!("cannot serialise the checkpoint: {e}"),
     })?;
     write_atomic(path, &bytes)
 }
 
-/// Reads a checkpoint written by [`save`], verifying its format and checksum.
+/// Reads a checkpoint written by [`save`], verifying its format and checksum (which covers
+/// the loop state as well as the tensors).
 pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
     let bad = |message: String| RunnerError::Config {
         file: path.to_path_buf(),
@@ -108,9 +93,18 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
     };
     let bytes =
         std::fs::read(path).map_err(|e| RunnerError::io(path, "cannot read the checkpoint", e))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-    let info = meta.metadata().clone().unwrap_or_default();
+    let format = header.metadata().as_ref().and_then(|m| m.get("format"));
+    if format.map(String::as_str) == Some(LEGACY_FORMAT) {
+        return Err(bad(format!(
+            "written by an older flowvae ({LEGACY_FORMAT}), whose checksum does not cover the \
+             loop state; upgrade it with `python3 scripts/check_safetensors.py FILE --rewrite \
+             FILE` or continue it with that version"
+        )));
+    }
+    let file = parse_checked(path, &bytes, device)?;
+    let info = file.metadata;
     if info.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(bad(format!(
             "not a flowvae training checkpoint (expected format {FORMAT})"
@@ -126,32 +120,35 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
             .parse::<f64>()
             .map_err(|_| bad(format!("metadata `{key}` is not a number")))
     };
-    let tensors: BTreeMap<String, Tensor> = candle_core::safetensors::load_buffer(&bytes, device)
-        .map_err(|e| bad(format!("unreadable tensors: {e}")))?
-        .into_iter()
-        .collect();
-    let expected = field("checksum")?;
-    let found = checksum(&tensors)?;
-    if found != expected {
+    let count = |key: &str| -> Result<usize> {
+        field(key)?
+            .parse::<usize>()
+            .map_err(|_| bad(format!("metadata `{key}` is not a whole number")))
+    };
+    let state = LoopState {
+        epochs_done: count("epochs_done")?,
+        optimizer_steps: count("optimizer_steps")?,
+        best_val: number("best_val")?,
+        best_epoch: count("best_epoch")?,
+        elapsed: number("elapsed")?,
+        lr_scale: number("lr_scale")?,
+    };
+    let metrics = field("metrics")?;
+    let recorded = metrics.lines().count();
+    if recorded != state.epochs_done {
         return Err(bad(format!(
-            "checksum mismatch (file says {expected}, data gives {found}): the file is damaged"
+            "records {recorded} rows of metrics for {} epochs done",
+            state.epochs_done
         )));
     }
-    let state = LoopState {
-        epochs_done: number("epochs_done")? as usize,
-        optimizer_steps: number("optimizer_steps")? as usize,
-        best_val: number("best_val")?,
-        best_epoch: number("best_epoch")? as usize,
-        elapsed: number("elapsed")?,
-        lr_scale: number("lr_scale").unwrap_or(1.0),
-    };
     let mut checkpoint = Checkpoint {
         params: BTreeMap::new(),
         first: BTreeMap::new(),
         second: BTreeMap::new(),
         state,
+        metrics,
     };
-    for (name, t) in tensors {
+    for (name, t) in file.tensors {
         if let Some(n) = name.strip_prefix(FIRST) {
             checkpoint.first.insert(n.to_string(), t);
         } else if let Some(n) = name.strip_prefix(SECOND) {

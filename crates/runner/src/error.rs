@@ -23,6 +23,9 @@ pub enum RunnerError {
     /// The run folder exists already (runs are never overwritten unless asked).
     #[error("{}: the run folder exists already; choose another --run-id or pass --force", .0.display())]
     RunExists(PathBuf),
+    /// `--force` was asked to replace a folder that is not a flowvae run folder.
+    #[error("{}: not a flowvae run folder (no config.yaml, or a link); --force replaces only run folders, so nothing was deleted", .0.display())]
+    NotARun(PathBuf),
     /// Another process holds the run folder.
     #[error("{}: locked by another flowvae process ({holder}); remove the lock file only if that process is gone", path.display())]
     Locked { path: PathBuf, holder: String },

@@ -4,6 +4,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use flowvae_data::{Energy2d, Toy2d};
+use flowvae_flows::config::MAX_WIDTH;
 use flowvae_flows::FlowSpec;
 use serde::{Deserialize, Serialize};
 
@@ -222,11 +223,10 @@ fn config_error(path: &Path, text: &str, field: &str, message: String) -> Runner
 }
 
 fn check_folder_name(path: &Path, text: &str, field: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        let message = format!("`{name}` must be a plain folder name");
-        return Err(config_error(path, text, field, message));
+    match crate::run_dir::plain_name_problem(name) {
+        Some(message) => Err(config_error(path, text, field, message)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn check_stack(path: &Path, text: &str, prefix: &str, flow: &[FlowSpec], dim: usize) -> Result<()> {
@@ -243,12 +243,12 @@ fn check_stack(path: &Path, text: &str, prefix: &str, flow: &[FlowSpec], dim: us
 fn validate_vae(path: &Path, text: &str, exp: &ExperimentVae) -> Result<()> {
     check_folder_name(path, text, "name", &exp.name)?;
     let latent = exp.model.latent;
-    if latent == 0 {
+    if latent == 0 || latent > MAX_WIDTH {
         return Err(config_error(
             path,
             text,
             "latent",
-            "must be at least 1".into(),
+            format!("must be between 1 and {MAX_WIDTH}, got {latent}"),
         ));
     }
     let mut widths = exp
@@ -257,8 +257,8 @@ fn validate_vae(path: &Path, text: &str, exp: &ExperimentVae) -> Result<()> {
         .hidden
         .iter()
         .chain(&exp.model.decoder.hidden);
-    if widths.any(|&w| w == 0) {
-        let message = "hidden widths must be positive".into();
+    if widths.any(|&w| w == 0 || w > MAX_WIDTH) {
+        let message = format!("hidden widths must be between 1 and {MAX_WIDTH}");
         return Err(config_error(path, text, "hidden", message));
     }
     check_stack(path, text, "", &exp.flow, latent)?;

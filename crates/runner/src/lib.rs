@@ -15,6 +15,7 @@ pub mod experiment;
 pub mod faults;
 pub mod inference_gap;
 pub mod labels;
+pub mod memory;
 pub mod metrics;
 pub mod nan_guard;
 pub mod optim;
@@ -68,9 +69,13 @@ pub struct RunOptions {
 /// Returns the run folder.
 pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Result<PathBuf> {
     let experiment = Experiment::load_with(path, &options.overrides)?;
-    // Bad data files are reported before any run folder exists.
-    if let Experiment::Vae(exp) = &experiment {
-        vae_data::load_splits(&exp.data)?;
+    // Bad data files and sizes that cannot fit are reported before any run folder exists.
+    match &experiment {
+        Experiment::Vae(exp) => {
+            let splits = vae_data::load_splits(&exp.data)?;
+            memory::check_vae(exp, &splits.train, device)?;
+        }
+        Experiment::TwoD(exp) => two_d::check_size(exp, device)?,
     }
     let run = RunDir::create(
         &options.results_root,
@@ -80,7 +85,7 @@ pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Res
     )?;
     run_dir::write_atomic(&run.file("config.yaml")?, experiment.to_yaml().as_bytes())?;
     tracing::info!("run folder {}", run.path().display());
-    run_in(&experiment, &run, device, false)?;
+    run.log_failure(run_in(&experiment, &run, device, false))?;
     Ok(run.path().to_path_buf())
 }
 
@@ -115,7 +120,7 @@ pub fn resume_run(dir: &Path, device: &Device) -> Result<PathBuf> {
         return Ok(dir.to_path_buf());
     }
     run.log("resume");
-    run_in(&experiment, &run, device, true)?;
+    run.log_failure(run_in(&experiment, &run, device, true))?;
     Ok(dir.to_path_buf())
 }
 
@@ -141,7 +146,7 @@ fn run_variants(
         };
         let text = Experiment::Vae(single.clone()).to_yaml();
         run_dir::write_atomic(&child.file("config.yaml")?, text.as_bytes())?;
-        vae_eval::run_vae(&single, &name, &child, device, resume)?;
+        child.log_failure(vae_eval::run_vae(&single, &name, &child, device, resume))?;
         records.push(compare::load_record(child.path())?);
     }
     let baseline = exp.variants.first().map(|v| v.name.as_str());

@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, RunnerError};
 
-/// A CSV file with a fixed header; each row is flushed so a crash loses no logged row.
+/// A CSV file with a fixed header; each row is flushed so a crash loses no logged row. The
+/// rows are also kept in memory ([`MetricsWriter::rows_text`]) so that checkpoints carry them
+/// and a resumed run can repair a damaged file.
 #[derive(Debug)]
 pub struct MetricsWriter {
     path: PathBuf,
     columns: Vec<String>,
     out: BufWriter<File>,
+    rows: Vec<String>,
 }
 
 impl MetricsWriter {
@@ -22,36 +25,56 @@ impl MetricsWriter {
             path: path.to_path_buf(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
             out: BufWriter::new(file),
+            rows: Vec::new(),
         };
         let header = columns.join(",");
         writer.write_line(&header)?;
         Ok(writer)
     }
 
-    /// Reopens `path` to continue a run: keeps the header and the rows whose first column
-    /// (epoch) is below `first_new`, drops later ones (written after the last checkpoint).
-    pub fn resume(path: &Path, columns: &[&str], first_new: f64) -> Result<Self> {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+    /// Reopens `path` to continue a run whose checkpoint recorded `rows` (its rows so far, one
+    /// per line): the file is rewritten as the header and exactly those rows, which drops rows
+    /// written after the checkpoint and restores rows lost from a truncated or deleted file.
+    /// Returns the writer and whether the file had to be repaired (it lacked or changed rows
+    /// the checkpoint has).
+    pub fn resume(path: &Path, columns: &[&str], rows: &str) -> Result<(Self, bool)> {
+        let old = std::fs::read_to_string(path).unwrap_or_default();
         let header = columns.join(",");
-        let mut kept = vec![header.clone()];
-        for line in text.lines().skip(1) {
-            let epoch = line.split(',').next().and_then(|v| v.parse::<f64>().ok());
-            if matches!(epoch, Some(e) if e < first_new) {
-                kept.push(line.to_string());
-            }
-        }
-        let mut body = kept.join("\n");
+        let rows: Vec<String> = rows.lines().map(str::to_string).collect();
+        let mut body = std::iter::once(&header)
+            .chain(&rows)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
         body.push('\n');
+        let repaired = !old.starts_with(&body);
         crate::run_dir::write_atomic(path, body.as_bytes())?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
             .map_err(|e| RunnerError::io(path, "cannot reopen", e))?;
-        Ok(Self {
+        let writer = Self {
             path: path.to_path_buf(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
             out: BufWriter::new(file),
-        })
+            rows,
+        };
+        Ok((writer, repaired))
+    }
+
+    /// Every row written so far (without the header), one per line.
+    pub fn rows_text(&self) -> String {
+        self.rows.join("\n")
+    }
+
+    /// The number of rows written so far.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no row has been written.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
     }
 
     fn write_line(&mut self, line: &str) -> Result<()> {
@@ -64,7 +87,10 @@ impl MetricsWriter {
     pub fn row(&mut self, values: &[f64]) -> Result<()> {
         assert_eq!(values.len(), self.columns.len(), "metrics row width");
         let line: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
-        self.write_line(&line.join(","))
+        let line = line.join(",");
+        self.write_line(&line)?;
+        self.rows.push(line);
+        Ok(())
     }
 }
 

@@ -37,6 +37,58 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// The longest name that becomes a folder (run ids, experiment, variant and sweep names).
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// Why `name` cannot be a folder name of ours, or `None` when it can: one plain name, no path.
+/// Empty names, `.`/`..` and hidden names, separators, control characters and names over
+/// [`MAX_NAME_BYTES`] are refused, so that no user-given name can point outside its folder.
+pub fn plain_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty; expected one plain folder name".into());
+    }
+    if name.starts_with('.') {
+        return Some(format!(
+            "`{name}` starts with a dot; expected one plain folder name (not `.`, `..` or hidden)"
+        ));
+    }
+    if name.contains(['/', '\\']) {
+        return Some(format!(
+            "`{name}` contains a path separator; expected one plain folder name"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Some("contains a control character; expected one plain folder name".into());
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Some(format!(
+            "is {} bytes long; at most {MAX_NAME_BYTES} are allowed",
+            name.len()
+        ));
+    }
+    None
+}
+
+/// [`plain_name_problem`] as an error about `what` (e.g. `--run-id`).
+pub fn check_plain_name(what: &str, name: &str) -> Result<()> {
+    match plain_name_problem(name) {
+        None => Ok(()),
+        Some(problem) => Err(RunnerError::Config {
+            file: what.into(),
+            location: None,
+            message: problem,
+        }),
+    }
+}
+
+/// Whether `path` is a run folder flowvae wrote: a real folder (not a link) holding the
+/// `config.yaml` every run writes first. `--force` empties nothing else.
+pub fn is_run_folder(path: &Path) -> bool {
+    let real_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let config = fs::symlink_metadata(path.join("config.yaml")).is_ok_and(|m| m.is_file());
+    real_dir && config
+}
+
 /// `YYYYmmdd-HHMMSS` in UTC, the default run id.
 pub fn timestamp_id() -> String {
     let secs = SystemTime::now()
@@ -75,22 +127,30 @@ fn process_alive(pid: u32) -> bool {
 
 impl RunDir {
     /// Creates `root/<experiment>/<run_id>`. Without a run id, a timestamp (with `-2`, `-3`, …
-    /// if taken). An explicit run id that exists is refused unless `force`, which empties it.
+    /// if taken). An explicit run id that exists is refused unless `force`, which empties it,
+    /// and only when it is a run folder ([`is_run_folder`]). Both names must be plain names.
     pub fn create(
         root: &Path,
         experiment: &str,
         run_id: Option<&str>,
         force: bool,
     ) -> Result<Self> {
+        check_plain_name("experiment name", experiment)?;
+        if let Some(id) = run_id {
+            check_plain_name("--run-id", id)?;
+        }
         let parent = root.join(experiment);
         fs::create_dir_all(&parent)
             .map_err(|e| RunnerError::io(&parent, "cannot create the results folder", e))?;
         let path = match run_id {
             Some(id) => {
                 let path = parent.join(id);
-                if path.exists() {
+                if fs::symlink_metadata(&path).is_ok() {
                     if !force {
                         return Err(RunnerError::RunExists(path));
+                    }
+                    if !is_run_folder(&path) {
+                        return Err(RunnerError::NotARun(path));
                     }
                     Self::acquire(&path)?.remove_contents()?;
                 }
@@ -118,16 +178,59 @@ impl RunDir {
         Self::acquire(&path)
     }
 
-    /// Opens an existing run folder for writing (resume, eval), taking its lock.
+    /// Opens an existing run folder for writing (resume, eval), taking its lock, and removes
+    /// the temporary files of writes that a killed process left behind.
     pub fn open(path: &Path) -> Result<Self> {
         if !path.is_dir() {
-            return Err(RunnerError::io(
-                path,
-                "not a run folder",
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
-            ));
+            return Err(RunnerError::Config {
+                file: path.to_path_buf(),
+                location: None,
+                message: "no such run folder".into(),
+            });
         }
-        Self::acquire(path)
+        let run = Self::acquire(path)?;
+        run.remove_stale_temp_files();
+        Ok(run)
+    }
+
+    /// Removes `.<name>.<pid>.tmp` files (from [`write_atomic`]) of this process or of
+    /// processes that are gone, in the run folder and its `checkpoints/` and `plots/`.
+    pub fn remove_stale_temp_files(&self) {
+        let own = std::process::id();
+        for dir in [
+            self.path.clone(),
+            self.path.join("checkpoints"),
+            self.path.join("plots"),
+        ] {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let pid = name
+                    .strip_suffix(".tmp")
+                    .filter(|_| name.starts_with('.'))
+                    .and_then(|stem| stem.rsplit_once('.'))
+                    .and_then(|(_, pid)| pid.parse::<u32>().ok());
+                if pid.is_some_and(|pid| pid == own || !process_alive(pid)) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
+    /// Writes a failure to `run.log` too, so that the folder explains why it stopped.
+    pub fn log_failure<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(err) = &result {
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                text = format!("{text}: {cause}");
+                source = cause.source();
+            }
+            self.log(&format!("error: {text}"));
+        }
+        result
     }
 
     fn acquire(path: &Path) -> Result<Self> {
@@ -149,11 +252,20 @@ impl RunDir {
                             // A crashed run left its lock: take over.
                             let _ = fs::remove_file(&lock);
                         }
-                        _ => {
+                        Some(pid) => {
                             return Err(RunnerError::Locked {
                                 path: path.to_path_buf(),
-                                holder: format!("pid {}", holder.trim()),
+                                holder: format!("pid {pid}"),
                             })
+                        }
+                        None => {
+                            // The holder has created the lock but not yet written its pid.
+                            return Err(RunnerError::Locked {
+                                path: path.to_path_buf(),
+                                holder:
+                                    "a process that is just starting; its pid is not written yet"
+                                        .into(),
+                            });
                         }
                     }
                 }
@@ -162,7 +274,7 @@ impl RunDir {
         }
         Err(RunnerError::Locked {
             path: path.to_path_buf(),
-            holder: "unknown".into(),
+            holder: "a process that took it over just now".into(),
         })
     }
 
@@ -174,7 +286,8 @@ impl RunDir {
             if p == self.lock {
                 continue;
             }
-            let removed = if p.is_dir() {
+            // The entry's own type: a link is removed, never followed.
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 fs::remove_dir_all(&p)
             } else {
                 fs::remove_file(&p)
@@ -186,6 +299,7 @@ impl RunDir {
 
     /// A new sub-run folder `path/<name>` (one model of a comparison), with its own lock.
     pub fn child(&self, name: &str) -> Result<RunDir> {
+        check_plain_name("model name", name)?;
         Self::create_at(&self.path.join(name))
     }
 
@@ -231,6 +345,7 @@ impl RunDir {
 
 impl Drop for RunDir {
     fn drop(&mut self) {
+        self.remove_stale_temp_files();
         let _ = fs::remove_file(&self.lock);
     }
 }
@@ -252,6 +367,11 @@ mod tests {
         let err = RunDir::create(root.path(), "exp", Some(&id), false).unwrap_err();
         assert!(matches!(err, RunnerError::RunExists(_)), "{err}");
         assert_eq!(fs::read_to_string(path.join("metrics.csv")).unwrap(), "x");
+        // Without the config.yaml every run writes first, it is not a run: --force keeps it.
+        let err = RunDir::create(root.path(), "exp", Some(&id), true).unwrap_err();
+        assert!(matches!(err, RunnerError::NotARun(_)), "{err}");
+        assert_eq!(fs::read_to_string(path.join("metrics.csv")).unwrap(), "x");
+        fs::write(path.join("config.yaml"), "name: exp").unwrap();
         let forced = RunDir::create(root.path(), "exp", Some(&id), true).unwrap();
         assert!(!forced.path().join("metrics.csv").exists());
     }

@@ -55,6 +55,13 @@ impl SweepConfig {
     /// Reads and validates a sweep file (the base experiment is checked too).
     pub fn load(path: &Path) -> Result<Self> {
         let config: SweepConfig = yaml::load(path)?;
+        if let Some(problem) = crate::run_dir::plain_name_problem(&config.name) {
+            return Err(RunnerError::Config {
+                file: path.into(),
+                location: None,
+                message: format!("name: {problem}"),
+            });
+        }
         if config.seeds.is_empty() {
             return Err(RunnerError::Config {
                 file: path.into(),
@@ -155,14 +162,19 @@ pub fn run_point(
         ),
     })?;
     let experiment = Experiment::load_with(&config.base_path(sweep_file), &point.overrides)?;
+    if let Experiment::Vae(exp) = &experiment {
+        let splits = crate::vae_data::load_splits(&exp.data)?;
+        crate::memory::check_vae(exp, &splits.train, device)?;
+    }
     let run = RunDir::create_at(&sweep_dir.join(&point.folder))?;
     write_atomic(&run.file("config.yaml")?, experiment.to_yaml().as_bytes())?;
-    match &experiment {
+    let result = match &experiment {
         Experiment::Vae(exp) if exp.variants.is_empty() => {
-            crate::vae_eval::run_vae(exp, &point.label, &run, device, false)?;
+            crate::vae_eval::run_vae(exp, &point.label, &run, device, false).map(|_| ())
         }
-        other => crate::run_in(other, &run, device, false)?,
-    }
+        other => crate::run_in(other, &run, device, false),
+    };
+    run.log_failure(result)?;
     Ok(run.path().to_path_buf())
 }
 

@@ -24,8 +24,9 @@ pub enum Input<'a> {
     Split(&'a str),
 }
 
-/// Reads a CSV of numbers with `width` columns; errors name the file and line.
-pub fn read_csv(path: &Path, width: usize) -> Result<Vec<f32>> {
+/// Reads a CSV of numbers with `width` columns, each inside `range` when one is given (pixel
+/// intensities in `[0, 1]`); errors name the file, line and column.
+pub fn read_csv(path: &Path, width: usize, range: Option<(f32, f32)>) -> Result<Vec<f32>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| RunnerError::io(path, "cannot read", e))?;
     let mut values = Vec::new();
@@ -46,6 +47,20 @@ pub fn read_csv(path: &Path, width: usize) -> Result<Vec<f32>> {
             Ok(row) if row.len() == width => {
                 if let Some(v) = row.iter().find(|v| !v.is_finite()) {
                     return Err(bad(format!("non-finite value {v}")));
+                }
+                if let Some((lo, hi)) = range {
+                    if let Some(c) = row.iter().position(|v| !(lo..=hi).contains(v)) {
+                        return Err(RunnerError::Config {
+                            file: path.into(),
+                            location: Some((i + 1, c + 1)),
+                            message: format!(
+                                "value {} in column {} is outside [{lo}, {hi}]: the model was \
+                                 trained on pixel intensities in that range",
+                                row[c],
+                                c + 1
+                            ),
+                        });
+                    }
                 }
                 values.extend(row);
             }
@@ -100,7 +115,7 @@ pub fn transform(
             let dim = loaded.model.input_dim();
             let (values, n) = match input {
                 Input::Csv(path) => {
-                    let v = read_csv(path, dim)?;
+                    let v = read_csv(path, dim, Some((0.0, 1.0)))?;
                     let n = v.len() / dim;
                     (v, n)
                 }
@@ -141,7 +156,7 @@ pub fn transform(
                 device,
             )?;
             let values: Vec<f32> = match input {
-                Input::Csv(path) => read_csv(path, 2)?,
+                Input::Csv(path) => read_csv(path, 2, None)?,
                 Input::Split(_) => toy
                     .sample(1000, &mut seeded(seed, "transform"))
                     .iter()

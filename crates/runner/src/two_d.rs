@@ -65,7 +65,25 @@ impl Model {
 }
 
 fn build_model(exp: &Experiment2d, device: &Device) -> Result<Model> {
-    build_model_on(exp, ParamStore::new(exp.seed), device)
+    let budget = crate::memory::parameter_budget(crate::memory::available_bytes());
+    let store = ParamStore::new(exp.seed).with_memory_limit(budget);
+    build_model_on(exp, store.clone(), device).map_err(|err| match store.refused() {
+        Some(name) => RunnerError::Config {
+            file: "flow".into(),
+            location: None,
+            message: format!(
+                "the stack's parameters do not fit in memory (refused at `{name}`, limit {}); \
+                 choose smaller k or hidden widths",
+                flowvae_flows::params::human_bytes(budget)
+            ),
+        },
+        None => err,
+    })
+}
+
+/// Refuses a 2-D experiment whose stack would not fit in memory, before any run folder exists.
+pub fn check_size(exp: &Experiment2d, device: &Device) -> Result<()> {
+    build_model(exp, device).map(|_| ())
 }
 
 /// The flow distribution of a finished 2-D run, from its `final.safetensors`.

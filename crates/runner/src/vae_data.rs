@@ -36,6 +36,7 @@ pub fn load_splits(config: &DataConfig) -> Result<Splits> {
         }
         DataSource::Amat { dir } => flowvae_data::load_binarized_mnist(dir)?,
     };
+    splits.check_same_shape()?;
     let splits = match &config.subset {
         Some(sizes) => take_subsets(splits, sizes, seed)?,
         None => splits,

@@ -157,10 +157,10 @@ pub fn plot_run(
     image_grid(
         &run.file("plots/samples.png")?,
         &to_images(&prior)?,
-        h,
-        w,
+        (h, w),
         8,
         scale_for(w),
+        &format!("{}: decoder means of 64 prior draws", exp.name),
     )?;
     let shown: Vec<usize> = (0..test.n.min(32)).collect();
     let x = BatchMaker::plain().batch(test, &shown, device)?;
@@ -174,10 +174,10 @@ pub fn plot_run(
     image_grid(
         &run.file("plots/reconstructions.png")?,
         &images,
-        h,
-        w,
+        (h, w),
         8,
         scale_for(w),
+        "test images (odd rows) and their reconstructions (even rows)",
     )?;
     Ok(())
 }
@@ -238,7 +238,20 @@ pub fn eval_run(dir: &Path, samples: Option<usize>, device: &Device) -> Result<(
     let loaded = load_run(dir, device)?;
     let splits = load_splits(&loaded.exp.data)?;
     let s = samples.unwrap_or(loaded.exp.eval.nll_samples.get());
+    if s == 0 {
+        return Err(RunnerError::Config {
+            file: "--samples".into(),
+            location: None,
+            message: "0 importance samples; the estimate needs at least 1".into(),
+        });
+    }
     let nll = test_nll(&loaded.model, &splits.test, &loaded.exp, s, device)?;
+    if !nll.is_finite() {
+        return Err(RunnerError::NonFinite {
+            what: format!("test NLL ({nll}) with S = {s}; summary.json is left as it was"),
+            step: 0,
+        });
+    }
     let path = run.path().join("summary.json");
     let mut summary: serde_json::Value = std::fs::read_to_string(&path)
         .ok()
@@ -258,6 +271,7 @@ pub fn sample_run(dir: &Path, n: usize, seed: u64, out: &Path, device: &Device) 
     let images = to_images(&sample_prior(&loaded.model, n, seed, device)?)?;
     let (h, w) = (splits.test.height, splits.test.width);
     let cols = (n as f64).sqrt().ceil() as usize;
-    image_grid(out, &images, h, w, cols.max(1), scale_for(w))?;
+    let caption = format!("{n} prior samples (seed {seed})");
+    image_grid(out, &images, (h, w), cols.max(1), scale_for(w), &caption)?;
     Ok(())
 }

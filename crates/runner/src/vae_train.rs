@@ -111,6 +111,8 @@ struct Start {
     model: FlowVae,
     optimizer: Option<Optimizer>,
     state: LoopState,
+    /// The metrics rows recorded up to `state` (empty for a fresh start).
+    metrics: String,
 }
 
 fn fresh_start(exp: &ExperimentVae, input_dim: usize, device: &Device) -> Result<Start> {
@@ -129,6 +131,7 @@ fn fresh_start(exp: &ExperimentVae, input_dim: usize, device: &Device) -> Result
         model,
         optimizer: None,
         state,
+        metrics: String::new(),
     })
 }
 
@@ -155,6 +158,29 @@ fn resumed_start(
         model,
         optimizer: Some(optimizer),
         state: ck.state,
+        metrics: ck.metrics,
+    })
+}
+
+/// A resume without `last.safetensors` may start from epoch 0 only when no epoch was recorded;
+/// otherwise the recorded epochs would silently be trained again.
+fn refuse_lost_checkpoint(metrics_path: &Path, last_path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(metrics_path).unwrap_or_default();
+    let recorded = text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    if recorded == 0 {
+        return Ok(());
+    }
+    Err(RunnerError::Config {
+        file: last_path.to_path_buf(),
+        location: None,
+        message: format!(
+            "is missing, but metrics.csv records {recorded} epochs: the run cannot continue \
+             where it stopped; start it again with `flowvae run` (this folder is kept)"
+        ),
     })
 }
 
@@ -173,18 +199,32 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
     let best_path = run.file("checkpoints/best.safetensors")?;
     let last_path = run.file("checkpoints/last.safetensors")?;
     let metrics_path = run.file("metrics.csv")?;
+    let resumed = resume && last_path.is_file();
+    if resume && !resumed {
+        refuse_lost_checkpoint(&metrics_path, &last_path)?;
+    }
     let Start {
         store,
         model,
         mut optimizer,
         state,
-    } = if resume && last_path.is_file() {
+        metrics: recorded,
+    } = if resumed {
         resumed_start(exp, &last_path, train_set.dim, device)?
     } else {
         fresh_start(exp, train_set.dim, device)?
     };
-    let mut metrics = if state.epochs_done > 0 {
-        MetricsWriter::resume(&metrics_path, &METRICS, state.epochs_done as f64)?
+    let mut metrics = if resumed {
+        let (writer, repaired) = MetricsWriter::resume(&metrics_path, &METRICS, &recorded)?;
+        if repaired {
+            let note = format!(
+                "metrics.csv did not hold the {} epochs of the checkpoint; rewritten from it",
+                writer.len()
+            );
+            tracing::warn!("{}: {note}", run.path().display());
+            run.log(&note);
+        }
+        writer
     } else {
         MetricsWriter::create(&metrics_path, &METRICS)?
     };
@@ -303,7 +343,13 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
             elapsed: clock(&started),
             lr_scale: guard.lr_scale,
         };
-        checkpoint::save(&last_path, &store, optimizer.as_ref(), &loop_state)?;
+        checkpoint::save(
+            &last_path,
+            &store,
+            optimizer.as_ref(),
+            &loop_state,
+            &metrics.rows_text(),
+        )?;
         epochs_run = epoch + 1;
         progress.set(epochs_run as u64, &format!("val -ELBO {:.3}", val.neg_elbo));
         run.log(&format!(

@@ -14,6 +14,8 @@ use crate::error::{Result, RunnerError};
 /// Enums are written as single-key maps (`- planar: {k: 16}`, `target: {energy: u1}`), the
 /// form researchers expect, rather than serde_yaml's `!tag` form.
 pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T> {
+    // Editors on Windows start UTF-8 files with a byte-order mark; it is not YAML content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut track = serde_path_to_error::Track::new();
     let de = serde_yaml::Deserializer::from_str(text);
     let tracked = serde_path_to_error::Deserializer::new(de, &mut track);

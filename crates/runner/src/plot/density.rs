@@ -153,8 +153,8 @@ fn draw_panel<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(&main)
         .caption(title, font(22.0))
         .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(48)
+        .x_label_area_size(44)
+        .y_label_area_size(62)
         .build_cartesian_2d(x0..x1, y0..y1)?;
 
     let vmax = grid.max_finite().filter(|&m| m > 0.0);
@@ -178,6 +178,9 @@ fn draw_panel<DB: DrawingBackend>(
         .y_labels(6)
         .x_label_formatter(&|v| fmt_num(*v))
         .y_label_formatter(&|v| fmt_num(*v))
+        .x_desc("z₁")
+        .y_desc("z₂")
+        .axis_desc_style(font(16.0))
         .label_style(font(13.0))
         .draw()?;
 
