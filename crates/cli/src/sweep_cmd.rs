@@ -10,7 +10,12 @@ use clap::Args;
 #[derive(Debug, Args)]
 pub(crate) struct SweepArgs {
     /// The sweep file (name, base, grid, seeds).
-    sweep: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    sweep: Option<PathBuf>,
+    /// Continue an unfinished sweep folder (results/<name>/<sweep-id>): finished points are
+    /// kept, started ones resume from their checkpoints, the rest start.
+    #[arg(long, value_name = "SWEEP_DIR", conflicts_with_all = ["sweep", "slurm"])]
+    resume: Option<PathBuf>,
     /// Parallel worker processes.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
@@ -43,6 +48,14 @@ pub(crate) struct SweepSummaryArgs {
 
 pub(crate) fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the flowvae executable")?;
+    let threads = worker_threads(args.jobs)?;
+    if let Some(dir) = &args.resume {
+        let (dir, table) = flowvae_runner::sweep::resume_local(dir, args.jobs, &exe, threads)
+            .with_context(|| format!("resume of sweep {} failed", dir.display()))?;
+        println!("{table}\nsweep folder: {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sweep = args.sweep.context("a sweep file is needed")?;
     if args.slurm {
         let resources = flowvae_runner::slurm::SlurmResources {
             cpus_per_task: args.cpus_per_task,
@@ -50,18 +63,16 @@ pub(crate) fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             mem: args.mem,
             partition: args.partition,
         };
-        let dir = flowvae_runner::slurm::write_slurm(&args.sweep, &args.results, &exe, &resources)
-            .with_context(|| {
-                format!("cannot write the Slurm scripts of {}", args.sweep.display())
-            })?;
+        let dir = flowvae_runner::slurm::write_slurm(&sweep, &args.results, &exe, &resources)
+            .with_context(|| format!("cannot write the Slurm scripts of {}", sweep.display()))?;
         println!(
             "wrote {0}/sweep.sbatch, {0}/compare.sbatch; submit with {0}/submit.sh",
             dir.display()
         );
     } else {
         let (dir, table) =
-            flowvae_runner::sweep::run_local(&args.sweep, &args.results, args.jobs, &exe)
-                .with_context(|| format!("sweep {} failed", args.sweep.display()))?;
+            flowvae_runner::sweep::run_local(&sweep, &args.results, args.jobs, &exe, threads)
+                .with_context(|| format!("sweep {} failed", sweep.display()))?;
         println!("{table}\nsweep folder: {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -72,4 +83,21 @@ pub(crate) fn summary(args: SweepSummaryArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot summarise {}", args.dir.display()))?;
     println!("{table}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Threads per worker: `FLOWVAE_THREADS` when set (a positive whole number), else this
+/// machine's cores shared out among the jobs.
+fn worker_threads(jobs: usize) -> anyhow::Result<usize> {
+    match std::env::var("FLOWVAE_THREADS") {
+        Ok(text) => text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .with_context(|| format!("FLOWVAE_THREADS={text:?}: expected a positive whole number")),
+        Err(_) => Ok(flowvae_runner::sweep::threads_per_job(
+            flowvae_runner::threads::workers(),
+            jobs,
+        )),
+    }
 }

@@ -64,6 +64,46 @@ fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
         );
     }
     assert!(sweep_dir.join("comparison.md").is_file());
+
+    // An interrupted sweep: one point never started, one started but unfinished, one whose
+    // comparison is gone. --resume finishes them and keeps the finished point as it was.
+    let kept = std::fs::read(sweep_dir.join("p01-seed1/summary.json")).unwrap();
+    let nll = |point: &str| -> f64 {
+        let text = std::fs::read_to_string(sweep_dir.join(point).join("summary.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["test"]["nll"]
+            .as_f64()
+            .unwrap()
+    };
+    let started_nll = nll("p00-seed1");
+    std::fs::remove_dir_all(sweep_dir.join("p00-seed0")).unwrap();
+    std::fs::remove_file(sweep_dir.join("p00-seed1/summary.json")).unwrap();
+    std::fs::remove_file(sweep_dir.join("comparison.md")).unwrap();
+    let out = flowvae()
+        .args([
+            "sweep",
+            "--resume",
+            sweep_dir.to_str().unwrap(),
+            "--jobs",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stdout = assert_succeeded(&out);
+    assert!(
+        stdout.contains("| 2 |"),
+        "two seeds per row again: {stdout}"
+    );
+    assert!(sweep_dir.join("p00-seed0/summary.json").is_file());
+    assert_eq!(
+        nll("p00-seed1"),
+        started_nll,
+        "the resumed point ends as it was"
+    );
+    assert_eq!(
+        std::fs::read(sweep_dir.join("p01-seed1/summary.json")).unwrap(),
+        kept
+    );
+    assert!(sweep_dir.join("comparison.md").is_file());
 }
 
 #[test]

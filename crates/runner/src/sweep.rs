@@ -144,7 +144,8 @@ fn compact(v: &serde_yaml::Value) -> String {
         .replace('"', "")
 }
 
-/// Runs point `index` of the sweep in `sweep_dir/<folder>` (what each process or array task does).
+/// Runs point `index` of the sweep in `sweep_dir/<folder>` (what each process or array task
+/// does); a folder that exists already is resumed from its checkpoints, a finished one kept.
 pub fn run_point(
     sweep_file: &Path,
     index: usize,
@@ -162,17 +163,30 @@ pub fn run_point(
         ),
     })?;
     let experiment = Experiment::load_with(&config.base_path(sweep_file), &point.overrides)?;
-    if let Experiment::Vae(exp) = &experiment {
-        let splits = crate::vae_data::load_splits(&exp.data)?;
-        crate::memory::check_vae(exp, &splits.train, device)?;
-    }
-    let run = RunDir::create_at(&sweep_dir.join(&point.folder))?;
-    write_atomic(&run.file("config.yaml")?, experiment.to_yaml().as_bytes())?;
+    let folder = sweep_dir.join(&point.folder);
+    // A folder an earlier worker started is continued from its checkpoints.
+    let resume = folder.is_dir();
+    let run = if resume {
+        let run = RunDir::open(&folder)?;
+        if folder.join("summary.json").is_file() {
+            return Ok(folder);
+        }
+        run.log("resume");
+        run
+    } else {
+        if let Experiment::Vae(exp) = &experiment {
+            let splits = crate::vae_data::load_splits(&exp.data)?;
+            crate::memory::check_vae(exp, &splits.train, device)?;
+        }
+        let run = RunDir::create_at(&folder)?;
+        write_atomic(&run.file("config.yaml")?, experiment.to_yaml().as_bytes())?;
+        run
+    };
     let result = match &experiment {
         Experiment::Vae(exp) if exp.variants.is_empty() => {
-            crate::vae_eval::run_vae(exp, &point.label, &run, device, false).map(|_| ())
+            crate::vae_eval::run_vae(exp, &point.label, &run, device, resume).map(|_| ())
         }
-        other => crate::run_in(other, &run, device, false),
+        other => crate::run_in(other, &run, device, resume),
     };
     run.log_failure(result)?;
     Ok(run.path().to_path_buf())
@@ -218,69 +232,122 @@ pub fn threads_per_job(cores: usize, jobs: usize) -> usize {
 }
 
 /// Runs every point in up to `jobs` processes of `exe`, each logging to `<folder>.log`, then
-/// compares. Returns the sweep folder and the Markdown table. Unless `FLOWVAE_THREADS` is set,
-/// each worker gets [`threads_per_job`] of this process's cores (results do not depend on it).
+/// compares. Returns the sweep folder and the Markdown table. Each worker runs on
+/// `threads` threads (`FLOWVAE_THREADS`; results do not depend on it).
 pub fn run_local(
     sweep_file: &Path,
     results_root: &Path,
     jobs: usize,
     exe: &Path,
+    threads: usize,
 ) -> Result<(PathBuf, String)> {
     let (_, points, dir) = prepare(sweep_file, results_root)?;
+    run_workers(&dir, &points, jobs, exe, threads)
+}
+
+/// Continues a sweep folder that an earlier `flowvae sweep` left unfinished (stopped, killed,
+/// or a session that ended): finished points are kept, started ones resume from their last
+/// checkpoint (`flowvae run --resume`), the others start; then the comparison is written.
+pub fn resume_local(
+    sweep_dir: &Path,
+    jobs: usize,
+    exe: &Path,
+    threads: usize,
+) -> Result<(PathBuf, String)> {
+    let config = SweepConfig::load(&sweep_dir.join("sweep.yaml"))?;
+    let points = config.points()?;
+    run_workers(sweep_dir, &points, jobs, exe, threads)
+}
+
+/// A worker's arguments for a point (which starts it, or resumes a folder an earlier worker
+/// left, see [`run_point`]); `None` when the point is finished.
+fn worker_args(
+    dir: &Path,
+    sweep_yaml: &Path,
+    point: &SweepPoint,
+) -> Option<Vec<std::ffi::OsString>> {
+    if dir.join(&point.folder).join("summary.json").is_file() {
+        return None;
+    }
+    Some(vec![
+        "run".into(),
+        "--sweep".into(),
+        sweep_yaml.into(),
+        "--index".into(),
+        point.index.to_string().into(),
+        "--sweep-dir".into(),
+        dir.into(),
+    ])
+}
+
+fn run_workers(
+    dir: &Path,
+    points: &[SweepPoint],
+    jobs: usize,
+    exe: &Path,
+    threads: usize,
+) -> Result<(PathBuf, String)> {
     let absolute = std::fs::canonicalize(dir.join("sweep.yaml"))
-        .map_err(|e| RunnerError::io(sweep_file, "cannot resolve", e))?;
-    let threads = std::env::var("FLOWVAE_THREADS")
-        .ok()
-        .unwrap_or_else(|| threads_per_job(crate::threads::workers(), jobs).to_string());
-    let mut running: Vec<(usize, Child)> = Vec::new();
+        .map_err(|e| RunnerError::io(dir.join("sweep.yaml"), "cannot resolve", e))?;
+    let todo: Vec<(&SweepPoint, Vec<std::ffi::OsString>)> = points
+        .iter()
+        .filter_map(|p| worker_args(dir, &absolute, p).map(|args| (p, args)))
+        .collect();
+    let mut running: Vec<(&SweepPoint, Child)> = Vec::new();
     let mut failed = Vec::new();
-    let mut next = 0;
-    while next < points.len() || !running.is_empty() {
-        while running.len() < jobs.max(1) && next < points.len() {
-            let point = &points[next];
+    let mut queue = todo.into_iter();
+    loop {
+        while running.len() < jobs.max(1) {
+            let Some((point, args)) = queue.next() else {
+                break;
+            };
             let log_path = dir.join(format!("{}.log", point.folder));
-            let log = std::fs::File::create(&log_path)
-                .map_err(|e| RunnerError::io(&log_path, "cannot create", e))?;
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(|e| RunnerError::io(&log_path, "cannot open", e))?;
             let err = log
                 .try_clone()
                 .map_err(|e| RunnerError::io(&log_path, "cannot open", e))?;
             let child = Command::new(exe)
-                .args(["run", "--sweep"])
-                .arg(&absolute)
-                .args(["--index", &point.index.to_string(), "--sweep-dir"])
-                .arg(&dir)
-                .env("FLOWVAE_THREADS", &threads)
+                .args(&args)
+                .env("FLOWVAE_THREADS", threads.to_string())
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(err)
                 .spawn()
                 .map_err(|e| RunnerError::io(exe, "cannot start a sweep worker", e))?;
-            running.push((next, child));
-            next += 1;
+            running.push((point, child));
+        }
+        if running.is_empty() {
+            break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
         let mut still = Vec::new();
-        for (i, mut child) in running {
+        for (point, mut child) in running {
             match child.try_wait() {
-                Ok(Some(status)) if !status.success() => failed.push(points[i].folder.clone()),
+                Ok(Some(status)) if !status.success() => failed.push(point.folder.clone()),
                 Ok(Some(_)) => {}
-                _ => still.push((i, child)),
+                _ => still.push((point, child)),
             }
         }
         running = still;
     }
     if !failed.is_empty() {
         return Err(RunnerError::Config {
-            file: dir.clone(),
+            file: dir.to_path_buf(),
             location: None,
             message: format!(
-                "sweep points failed: {} (see their .log files)",
-                failed.join(", ")
+                "sweep points failed: {} (see their .log files; `flowvae sweep --resume {}` \
+                 continues the rest)",
+                failed.join(", "),
+                dir.display()
             ),
         });
     }
-    let table = summarize(&dir)?;
-    Ok((dir, table))
+    let table = summarize(dir)?;
+    Ok((dir.to_path_buf(), table))
 }
 
 /// Compares every finished point of a sweep folder, against the sweep file's `baseline` when
