@@ -78,7 +78,7 @@ fn json_line(mut v: serde_json::Value, threads: usize) -> anyhow::Result<String>
 
 /// Runs `flowvae bench …` on the CPU.
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let threads = flowvae_runner::threads::configure();
+    let threads = flowvae_runner::threads::workers();
     let device = flowvae_runner::Device::Cpu;
     let (data, label) = bench_data(&args.data, args.seed).context("cannot load bench data")?;
     match args.what {

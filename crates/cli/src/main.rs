@@ -3,6 +3,7 @@
 
 mod bench_cmd;
 mod check_cmd;
+mod environment;
 mod run_cmd;
 mod shared;
 mod sweep_cmd;
@@ -63,9 +64,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Before any thread exists: fixes candle's thread count once (it re-reads /proc/cpuinfo on
-    // every matmul otherwise).
-    flowvae_runner::threads::configure();
+    // Before any thread exists: the environment becomes the runtime once.
+    if let Err(err) = environment::configure() {
+        eprintln!("error: {err:#}");
+        return ExitCode::FAILURE;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

@@ -85,19 +85,11 @@ pub(crate) fn summary(args: SweepSummaryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Threads per worker: `FLOWVAE_THREADS` when set (a positive whole number), else this
-/// machine's cores shared out among the jobs.
+/// Threads per worker: `FLOWVAE_THREADS` when set, else this machine's cores shared out among
+/// the jobs.
 fn worker_threads(jobs: usize) -> anyhow::Result<usize> {
-    match std::env::var("FLOWVAE_THREADS") {
-        Ok(text) => text
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
-            .with_context(|| format!("FLOWVAE_THREADS={text:?}: expected a positive whole number")),
-        Err(_) => Ok(flowvae_runner::sweep::threads_per_job(
-            flowvae_runner::threads::workers(),
-            jobs,
-        )),
-    }
+    Ok(match flowvae_flows::Runtime::current().threads {
+        Some(n) => n,
+        None => flowvae_runner::sweep::threads_per_job(flowvae_runner::threads::workers(), jobs),
+    })
 }

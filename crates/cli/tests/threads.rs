@@ -29,3 +29,51 @@ fn one_two_and_three_workers_train_to_the_same_bits() {
     assert_eq!(one.to_bits(), final_neg_elbo(2).to_bits());
     assert_eq!(one.to_bits(), final_neg_elbo(3).to_bits());
 }
+
+/// Environment switches are typed at the front end: an unknown value is refused, naming the
+/// variable and what it accepts, before anything runs.
+#[test]
+fn unknown_runtime_switches_are_refused_with_the_valid_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("stack.yaml");
+    std::fs::write(&stack, "- planar: {k: 2}\n").unwrap();
+    for (var, value, needles) in [
+        (
+            "FLOWVAE_UNFUSED",
+            "planar,plannar",
+            &["FLOWVAE_UNFUSED", "`plannar`", "sylvester"][..],
+        ),
+        (
+            "FLOWVAE_THREADS",
+            "two",
+            &["FLOWVAE_THREADS", "positive whole number"][..],
+        ),
+        (
+            "FLOWVAE_FAULT",
+            "segv@now",
+            &["FLOWVAE_FAULT", "enospc@"][..],
+        ),
+    ] {
+        let out = common::flowvae()
+            .args(["check", stack.to_str().unwrap()])
+            .env(var, value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{var}={value}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{var}={value}: `{n}` missing from {err}");
+        }
+    }
+    // Known values run, and the fused and unfused kernels agree within the check's tolerance.
+    let out = common::flowvae()
+        .args(["check", stack.to_str().unwrap()])
+        .env("FLOWVAE_UNFUSED", "all")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

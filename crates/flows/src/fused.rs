@@ -2,33 +2,17 @@
 //! layer, BCE with logits, in-place Adam, column split of amortized parameters), and the row
 //! helpers the per-row kernels share.
 //!
-//! All are on by default. `FLOWVAE_UNFUSED` turns some off for A/B measurements and
-//! debugging: a comma-separated list of `planar`, `sylvester`, `bjorck`, `linear`, `bce`, `adam`,
-//! `split`, or `all`. It
-//! is read once.
-
-use std::sync::OnceLock;
+//! All are on by default; [`crate::runtime::Runtime::unfused`] turns some off for A/B
+//! measurements and debugging.
 
 use candle_core::{bail, CpuStorage, Layout, Result, WithDType};
 
+use crate::runtime::{FusedOp, Runtime};
 use crate::simd;
 
-fn disabled() -> &'static Vec<String> {
-    static DISABLED: OnceLock<Vec<String>> = OnceLock::new();
-    DISABLED.get_or_init(|| {
-        std::env::var("FLOWVAE_UNFUSED")
-            .unwrap_or_default()
-            .split(',')
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect()
-    })
-}
-
-/// Whether the fused kernel `name` (`planar`, `sylvester`, `bjorck`, `linear`, `bce`, `adam`,
-/// `split`) may be used.
-pub fn enabled(name: &str) -> bool {
-    !disabled().iter().any(|d| d == name || d == "all")
+/// Whether the fused kernel `op` may be used (the installed [`Runtime`] decides).
+pub fn enabled(op: FusedOp) -> bool {
+    Runtime::current().fused(op)
 }
 
 /// The contiguous part of a storage slice that `l` describes; an error names the op otherwise.

@@ -17,7 +17,7 @@ use crate::stable::bce_with_logits;
 /// `logits`, `targets` `(B, N)` → `Σ_j bce(l_bj, t_bj)`, `(B,)`; fused on the CPU for f32 /
 /// f64, the composition of plain ops elsewhere.
 pub fn bce_with_logits_sum(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let fusable = enabled("bce")
+    let fusable = enabled(crate::runtime::FusedOp::Bce)
         && logits.device().is_cpu()
         && matches!(logits.dtype(), DType::F32 | DType::F64)
         && logits.dtype() == targets.dtype()

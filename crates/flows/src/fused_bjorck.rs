@@ -23,7 +23,9 @@ use crate::small_gemm::{add_q_times, at_b};
 
 /// Whether the fused op may run for `raw` (CPU, f32 or f64).
 pub fn applicable(raw: &Tensor) -> bool {
-    enabled("bjorck") && raw.device().is_cpu() && matches!(raw.dtype(), DType::F32 | DType::F64)
+    enabled(crate::runtime::FusedOp::Bjorck)
+        && raw.device().is_cpu()
+        && matches!(raw.dtype(), DType::F32 | DType::F64)
 }
 
 /// `raw` `(rows, D, M)` → `(rows, D, M)` with orthonormal columns.

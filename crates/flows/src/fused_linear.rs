@@ -15,7 +15,7 @@ use crate::simd;
 
 /// Whether [`linear`] runs fused for `x` `(B, in)` and `weight` `(out, in)`.
 pub fn applicable(x: &Tensor, weight: &Tensor) -> bool {
-    enabled("linear")
+    enabled(crate::runtime::FusedOp::Linear)
         && x.device().is_cpu()
         && matches!(x.dtype(), DType::F32 | DType::F64)
         && x.dtype() == weight.dtype()

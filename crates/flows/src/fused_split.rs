@@ -27,7 +27,7 @@ use crate::fused::enabled;
 /// The column blocks of `params` `(B, W)` with the given widths (summing to at most `W`),
 /// each `(B, width)`, left to right.
 pub fn split_columns(params: &Tensor, widths: &[usize]) -> Result<Vec<Tensor>> {
-    let fused = enabled("split")
+    let fused = enabled(crate::runtime::FusedOp::Split)
         && params.track_op()
         && params.device().is_cpu()
         && matches!(params.dtype(), DType::F32 | DType::F64)

@@ -24,7 +24,7 @@ use crate::fused::{enabled, for_rows, run_f32_or_f64, to_f64, Kernel};
 
 /// Whether the fused op may run for `zq` and `params` (CPU, f32 or f64, one dtype).
 pub fn applicable(zq: &Tensor, params: &Tensor) -> bool {
-    enabled("sylvester")
+    enabled(crate::runtime::FusedOp::Sylvester)
         && matches!(zq.device(), Device::Cpu)
         && params.device().is_cpu()
         && matches!(zq.dtype(), DType::F32 | DType::F64)

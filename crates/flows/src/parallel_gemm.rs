@@ -10,17 +10,11 @@ use std::sync::OnceLock;
 
 use gemm::Parallelism;
 
-/// Worker threads for large products: `FLOWVAE_THREADS` when set to a positive integer, else
-/// the cores this process may use.
+/// Worker threads for large products: the installed runtime's
+/// ([`crate::runtime::Runtime::workers`]), fixed at the first call.
 pub fn workers() -> usize {
     static WORKERS: OnceLock<usize> = OnceLock::new();
-    *WORKERS.get_or_init(|| {
-        std::env::var("FLOWVAE_THREADS")
-            .ok()
-            .and_then(|s| s.trim().parse::<usize>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-    })
+    *WORKERS.get_or_init(|| crate::runtime::Runtime::current().workers())
 }
 
 /// The pool the products run on, built once; `None` with a single worker.

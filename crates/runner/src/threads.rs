@@ -9,22 +9,9 @@
 //! shares its work with the thread that asked for it. Adam and the planar stack spread their
 //! chunks and rows over the same pool.
 //!
-//! `FLOWVAE_THREADS` sets the number of workers (default: the available cores). Every parallel
-//! kernel splits work so that the numbers do not depend on it.
+//! The number of workers comes from the installed [`flowvae_flows::Runtime`] (the binary sets
+//! it from `FLOWVAE_THREADS`; default: the available cores), and the binary pins candle's own
+//! pool to one thread. Every parallel kernel splits work so that the numbers do not depend on
+//! the count.
 
 pub use flowvae_flows::parallel_gemm::workers;
-
-/// Sets candle's own thread count (`RAYON_NUM_THREADS`) to 1 unless the user set it, and
-/// returns the number of workers. Call it first thing in `main`, while the process has one
-/// thread: changing the environment of a multi-threaded process is racy. Pinning the count
-/// also stops candle 0.11 from re-reading `/proc/cpuinfo` on every matmul.
-pub fn configure() -> usize {
-    let set_by_user = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .is_some_and(|n| n > 0);
-    if !set_by_user {
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-    }
-    workers()
-}
