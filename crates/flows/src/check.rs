@@ -122,6 +122,19 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
 }
 
 /// Checks one flow at `x` `(B, D)`: log-det against brute force, and the round trip.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use flowvae_flows::check::check_flow;
+/// use flowvae_flows::elementwise::{Elementwise, ElementwiseMap};
+/// use flowvae_flows::Conditioning;
+///
+/// let flow = Elementwise::new(3, ElementwiseMap::Sigmoid)?;
+/// let x = Tensor::new(&[[0.1f64, -0.4, 1.2], [2.0, 0.0, -3.0]], &Device::Cpu)?;
+/// let report = check_flow(&flow, &x, Conditioning::none())?;
+/// assert!(report.log_det_error < 1e-6 && report.round_trip_error.unwrap() < 1e-9);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn check_flow(flow: &dyn Flow, x: &Tensor, cond: Conditioning<'_>) -> Result<CheckReport> {
     let (y, log_det) = flow.forward(x, cond)?;
     let brute = brute_force_log_det(flow, x, cond)?;

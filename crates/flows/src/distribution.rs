@@ -25,6 +25,18 @@ impl FlowDistribution {
     }
 
     /// `log p(x)` for `x` `(B, D)`, by the change of variables through the inverse: `(B,)`.
+    ///
+    /// With no layers the density is the standard normal's:
+    /// ```
+    /// use candle_core::{Device, Tensor};
+    /// use flowvae_flows::{Composed, Conditioning, FlowDistribution};
+    ///
+    /// let dist = FlowDistribution::new(Box::new(Composed::new(2, Vec::new())?));
+    /// let x = Tensor::new(&[[0.0f64, 0.0]], &Device::Cpu)?;
+    /// let log_p: Vec<f64> = dist.log_prob(&x, Conditioning::none())?.to_vec1()?;
+    /// assert!((log_p[0] + (2.0 * std::f64::consts::PI).ln()).abs() < 1e-12);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn log_prob(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<Tensor> {
         let (z, log_det) = self.flow.inverse(x, cond)?;
         Ok((standard_normal_log_prob(&z)? + log_det)?)
