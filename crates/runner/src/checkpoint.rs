@@ -133,7 +133,10 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
         elapsed: number("elapsed")?,
         lr_scale: number("lr_scale")?,
     };
-    let metrics = field("metrics")?;
+    let metrics = match info.get("metrics") {
+        Some(rows) => rows.clone(),
+        None => legacy_metrics(path, state.epochs_done).map_err(bad)?,
+    };
     let recorded = metrics.lines().count();
     if recorded != state.epochs_done {
         return Err(bad(format!(
@@ -158,6 +161,36 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
         }
     }
     Ok(checkpoint)
+}
+
+/// The metrics rows of a checkpoint upgraded from format 1 (which did not carry them): the
+/// rows of the epochs done in the run's `metrics.csv` (`<run>/checkpoints/last.safetensors` →
+/// `<run>/metrics.csv`), or an error when any is missing.
+fn legacy_metrics(last: &Path, epochs_done: usize) -> std::result::Result<String, String> {
+    let csv = last
+        .parent()
+        .and_then(Path::parent)
+        .map(|run| run.join("metrics.csv"));
+    let text = csv
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let rows: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let epoch = l.split(',').next().and_then(|e| e.parse::<f64>().ok());
+            epoch.is_some_and(|e| e < epochs_done as f64)
+        })
+        .collect();
+    if rows.len() == epochs_done {
+        Ok(rows.join("\n"))
+    } else {
+        Err(format!(
+            "carries no metrics rows (upgraded from {LEGACY_FORMAT}) and metrics.csv holds {} of \
+             its {epochs_done} epochs: the run cannot continue without a gap",
+            rows.len()
+        ))
+    }
 }
 
 impl Checkpoint {
@@ -190,5 +223,44 @@ impl Checkpoint {
             self.state.optimizer_steps,
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint upgraded from format 1: loop state but no metrics rows.
+    fn upgraded(run: &Path, epochs_done: usize) -> std::path::PathBuf {
+        let w = Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap();
+        let tensors: BTreeMap<String, Tensor> = [("w".to_string(), w)].into();
+        let meta: BTreeMap<String, String> = [
+            ("format", FORMAT.to_string()),
+            ("epochs_done", epochs_done.to_string()),
+            ("optimizer_steps", "6".into()),
+            ("best_val", "1.5".into()),
+            ("best_epoch", "1".into()),
+            ("elapsed", "0.5".into()),
+            ("lr_scale", "1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let path = run.join("checkpoints/last.safetensors");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, serialize_checked(&tensors, meta).unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_upgraded_checkpoint_takes_its_rows_from_metrics_csv_or_refuses_a_gap() {
+        let run = tempfile::tempdir().unwrap();
+        let path = upgraded(run.path(), 2);
+        std::fs::write(run.path().join("metrics.csv"), "epoch,x\n0,1\n1,2\n2,3\n").unwrap();
+        let ck = load(&path, &Device::Cpu).unwrap();
+        assert_eq!(ck.metrics, "0,1\n1,2");
+        std::fs::write(run.path().join("metrics.csv"), "epoch,x\n0,1\n").unwrap();
+        let err = load(&path, &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("holds 1 of its 2 epochs"), "{err}");
     }
 }
