@@ -10,12 +10,12 @@ use crate::coupling::AffineCoupling;
 use crate::elementwise::{Elementwise, ElementwiseAffine, ElementwiseMap};
 use crate::error::{FlowError, Result};
 use crate::flow::Flow;
-use crate::nn::Activation;
-use crate::params::ParamStore;
 use crate::permutation::Permutation;
 use crate::planar::Planar;
 use crate::radial::Radial;
 use crate::sylvester::{Sylvester, SylvesterKind};
+use flowvae_nn::dense::Activation;
+use flowvae_nn::params::ParamStore;
 
 fn one() -> usize {
     1

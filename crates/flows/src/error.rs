@@ -18,6 +18,9 @@ pub enum FlowError {
     /// Reading or writing a parameter file failed.
     #[error("{path}: {message}")]
     Params { path: String, message: String },
+    /// The parameter store, a layer or a checked file failed.
+    #[error(transparent)]
+    Nn(#[from] flowvae_nn::NnError),
 }
 
 /// Result type of the flows crate.

@@ -13,7 +13,7 @@
 //!   sample from [`Conditioning::params`] `(B, P)`, where `P = num_amortized_params()`.
 //!   [`Composed`] slices `P` among its layers in order. Flows with their own networks (coupling,
 //!   MAF, IAF) may also read a context `(B, C)`.
-//! - Randomness is seeded and ours ([`rng`]): candle's CPU generator cannot be seeded.
+//! - Randomness is seeded and ours (`flowvae_nn::rng`): candle's CPU generator cannot be seeded.
 //!
 //! Compared with a design in which each flow owns an `amortized` and a `global` code path,
 //! every flow here is written once against a flat parameter row ([`param_source`]) that
@@ -23,36 +23,21 @@ pub mod actnorm;
 pub mod autoregressive;
 pub mod base;
 pub mod check;
-pub mod checked_file;
 pub mod composed;
 pub mod config;
 pub mod coupling;
 pub mod distribution;
 pub mod elementwise;
 pub mod error;
-pub mod fast_math;
 pub mod flow;
-pub mod fused;
-pub mod fused_bce;
 pub mod fused_bjorck;
-pub mod fused_linear;
 pub mod fused_planar;
-pub mod fused_split;
 pub mod fused_sylvester;
-pub mod grad_sink;
 pub mod made;
-pub mod nn;
-pub mod parallel_gemm;
 pub mod param_source;
-pub mod params;
 pub mod permutation;
 pub mod planar;
 pub mod radial;
-pub mod rng;
-pub mod runtime;
-pub mod simd;
-mod small_gemm;
-pub mod stable;
 pub mod sylvester;
 mod sylvester_q;
 
@@ -62,6 +47,4 @@ pub use config::{build_stack, FlowSpec, StackOptions};
 pub use distribution::FlowDistribution;
 pub use error::{FlowError, Result};
 pub use flow::{expand_rows, Conditioning, Flow};
-pub use params::ParamStore;
-pub use rng::{seeded, SeededRng};
-pub use runtime::{FusedOp, Runtime};
+pub use flowvae_nn::{seeded, FusedOp, ParamStore, Runtime, SeededRng};

@@ -4,7 +4,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::error::{FlowError, Result};
-use crate::nn::{Activation, Linear};
+use flowvae_nn::dense::{Activation, Linear};
 
 /// `(B, D) [+ context (B, C)] → (B, D · outputs_per_dim)`, autoregressive in the natural order.
 ///
@@ -99,7 +99,7 @@ impl Made {
             }
             h = self.activation.apply(&h)?;
         }
-        self.output.forward(&h)
+        Ok(self.output.forward(&h)?)
     }
 
     /// The dimension `D`.

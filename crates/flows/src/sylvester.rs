@@ -273,8 +273,8 @@ fn log_det(h: &Tensor, diag1: &Tensor, diag2: &Tensor, n: usize) -> Result<Tenso
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::ParamStore;
     use candle_core::{DType, Device};
+    use flowvae_nn::params::ParamStore;
 
     /// The masked products give what the explicit matrices of van den Berg et al. give:
     /// `R = triu(full, 1) + diag(d1)`, `R̃ = triu(fullᵀ, 1) + diag(d2)`, `h = tanh(R̃ zq + b)`,

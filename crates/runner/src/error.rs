@@ -39,6 +39,8 @@ pub enum RunnerError {
     #[error(transparent)]
     Flow(#[from] flowvae_flows::FlowError),
     #[error(transparent)]
+    Nn(#[from] flowvae_nn::NnError),
+    #[error(transparent)]
     Data(#[from] flowvae_data::DataError),
     #[error(transparent)]
     Plot(#[from] crate::plot::PlotError),

@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::Energy2d;
-use flowvae_flows::grad_sink;
-use flowvae_flows::rng::{seeded, standard_normal, SeededRng};
 use flowvae_flows::{
     build_stack, standard_normal_log_prob, Composed, Conditioning, Flow, FlowDistribution,
     ParamStore, StackOptions,
 };
+use flowvae_nn::grad_sink;
+use flowvae_nn::rng::{seeded, standard_normal, SeededRng};
 use serde_json::json;
 
 use crate::error::{Result, RunnerError};
@@ -74,7 +74,7 @@ fn build_model(exp: &Experiment2d, device: &Device) -> Result<Model> {
             message: format!(
                 "the stack's parameters do not fit in memory (refused at `{name}`, limit {}); \
                  choose smaller k or hidden widths",
-                flowvae_flows::params::human_bytes(budget)
+                flowvae_nn::params::human_bytes(budget)
             ),
         },
         None => err,

@@ -6,8 +6,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use flowvae_flows::rng::standard_normal;
 use flowvae_flows::{seeded, FlowSpec, ParamStore};
+use flowvae_nn::rng::standard_normal;
 use flowvae_vae::{bound_terms, log_likelihood, warmup_beta, Bound, FlowVae, ModelConfig};
 use rand::Rng;
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use flowvae_flows::nn::Activation;
+pub use flowvae_nn::dense::Activation;
 
 fn default_encoder_hidden() -> Vec<usize> {
     vec![512, 256]

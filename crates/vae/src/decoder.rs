@@ -3,9 +3,9 @@
 use candle_core::Tensor;
 use candle_nn::{Init, VarBuilder};
 use flowvae_flows::base::LOG_2PI;
-use flowvae_flows::fused_bce::bce_with_logits_sum;
-use flowvae_flows::nn::Linear;
 use flowvae_flows::Result;
+use flowvae_nn::dense::Linear;
+use flowvae_nn::fused_bce::bce_with_logits_sum;
 
 use crate::config::{ConvConfig, DecoderConfig, Likelihood};
 use crate::conv::ConvDecoder;
@@ -75,7 +75,7 @@ impl Decoder {
     /// The decoder's raw output `(B, D_x)`: logits (Bernoulli) or means (Gaussian).
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         match &self.body {
-            DecoderBody::Dense(body, out) => out.forward(&body.forward(z)?),
+            DecoderBody::Dense(body, out) => Ok(out.forward(&body.forward(z)?)?),
             DecoderBody::Conv(conv) => conv.forward(z),
         }
     }

@@ -2,8 +2,8 @@
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use flowvae_flows::nn::{Activation, Linear};
 use flowvae_flows::Result;
+use flowvae_nn::dense::{Activation, Linear};
 
 /// One hidden layer, `(B, in) → (B, out)`.
 #[derive(Debug, Clone)]

@@ -2,8 +2,8 @@
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use flowvae_flows::nn::Linear;
 use flowvae_flows::{DiagGaussian, Result};
+use flowvae_nn::dense::Linear;
 
 use crate::config::EncoderConfig;
 use crate::conv::ConvEncoder;

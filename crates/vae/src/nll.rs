@@ -4,8 +4,8 @@
 //! log-sum-exp over all `S` is accumulated in f64.
 
 use candle_core::{DType, Tensor};
-use flowvae_flows::rng::{standard_normal, SeededRng};
 use flowvae_flows::Result;
+use flowvae_nn::rng::{standard_normal, SeededRng};
 
 use crate::encoder::{repeat_rows, EncoderOutput};
 use crate::model::FlowVae;

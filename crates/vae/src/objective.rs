@@ -2,8 +2,8 @@
 //! importance-weighted bound.
 
 use candle_core::Tensor;
-use flowvae_flows::stable::logsumexp;
 use flowvae_flows::Result;
+use flowvae_nn::stable::logsumexp;
 use serde::{Deserialize, Serialize};
 
 use crate::encoder::repeat_rows;

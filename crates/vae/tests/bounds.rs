@@ -2,8 +2,8 @@
 #![allow(clippy::needless_range_loop)] // explicit indices mirror the matrix formulas
 
 use candle_core::{DType, Device, Tensor};
-use flowvae_flows::rng::{seeded, standard_normal};
 use flowvae_flows::{Flow, FlowSpec, ParamStore};
+use flowvae_nn::rng::{seeded, standard_normal};
 use flowvae_vae::objective::{bound_terms, Bound};
 use flowvae_vae::{log_likelihood, DecoderConfig, EncoderConfig, FlowVae, Likelihood, ModelConfig};
 
@@ -41,7 +41,7 @@ fn small_model(flow: &str, likelihood: Likelihood, seed: u64) -> (ParamStore, Fl
 }
 
 fn data(seed: u64, n: usize) -> Tensor {
-    let u = flowvae_flows::rng::uniform(
+    let u = flowvae_nn::rng::uniform(
         &mut seeded(seed, "x"),
         (n, 6),
         0.0,

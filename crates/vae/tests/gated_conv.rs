@@ -1,8 +1,8 @@
 //! The gated convolutional encoder/decoder at small size: shapes, gradients, and learning.
 
 use candle_core::{DType, Device, Tensor};
-use flowvae_flows::rng::{seeded, standard_normal, uniform};
 use flowvae_flows::{FlowSpec, ParamStore};
+use flowvae_nn::rng::{seeded, standard_normal, uniform};
 use flowvae_vae::objective::{bound_terms, Bound};
 use flowvae_vae::{Architecture, ConvConfig, FlowVae, ModelConfig};
 

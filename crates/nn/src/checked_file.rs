@@ -18,7 +18,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use safetensors::{Dtype, SafeTensors, View};
 
-use crate::error::{FlowError, Result};
+use crate::error::{NnError, Result};
 
 /// The metadata key of the checksum.
 pub const CHECKSUM_KEY: &str = "checksum";
@@ -78,7 +78,7 @@ pub fn serialize_checked(
     metadata.insert(CHECKSUM_KEY.into(), sum);
     let metadata: HashMap<String, String> = metadata.into_iter().collect();
     let bytes = safetensors::serialize(contiguous.iter().map(|(n, t)| (n, t)), Some(metadata))
-        .map_err(|e| FlowError::Params {
+        .map_err(|e| NnError::Params {
             path: "<memory>".into(),
             message: format!("cannot serialise: {e}"),
         })?;
@@ -89,7 +89,7 @@ pub fn serialize_checked(
 /// from a `HashMap`, whose order changes from run to run, and files must be bit-identical for
 /// the same numbers. Readers find tensors by their offsets, so the order is free.
 fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
-    let bad = |message: String| FlowError::Params {
+    let bad = |message: String| NnError::Params {
         path: "<memory>".into(),
         message,
     };
@@ -128,7 +128,7 @@ pub struct CheckedFile {
 /// the file, anything that is not a safetensors file, has no checksum, or whose checksum does
 /// not match.
 pub fn read_checked(path: &Path, device: &Device) -> Result<CheckedFile> {
-    let bytes = std::fs::read(path).map_err(|e| FlowError::Params {
+    let bytes = std::fs::read(path).map_err(|e| NnError::Params {
         path: path.display().to_string(),
         message: format!("cannot read the file: {}", io_reason(&e)),
     })?;
@@ -146,7 +146,7 @@ fn io_reason(e: &std::io::Error) -> String {
 
 /// [`read_checked`] on bytes already in memory (`path` names them in errors).
 pub fn parse_checked(path: &Path, bytes: &[u8], device: &Device) -> Result<CheckedFile> {
-    let bad = |message: String| FlowError::Params {
+    let bad = |message: String| NnError::Params {
         path: path.display().to_string(),
         message,
     };

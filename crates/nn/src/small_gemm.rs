@@ -39,7 +39,7 @@ fn block_sums<T: WithDType>(
 
 /// `aᵀ b` `(M, M)` of two `(D, M)` row-major matrices into `out`.
 #[inline(always)]
-pub(crate) fn at_b<T: WithDType>(a: &[T], b: &[T], m: usize, out: &mut [T]) {
+pub fn at_b<T: WithDType>(a: &[T], b: &[T], m: usize, out: &mut [T]) {
     let d = a.len() / m;
     let blocked = if m.is_multiple_of(BLOCK) {
         m - m % ROWS
@@ -72,7 +72,7 @@ pub(crate) fn at_b<T: WithDType>(a: &[T], b: &[T], m: usize, out: &mut [T]) {
 
 /// `out += alpha · q a`, `q` `(D, M)`, `a` `(M, M)`.
 #[inline(always)]
-pub(crate) fn add_q_times<T: WithDType>(alpha: T, q: &[T], a: &[T], m: usize, out: &mut [T]) {
+pub fn add_q_times<T: WithDType>(alpha: T, q: &[T], a: &[T], m: usize, out: &mut [T]) {
     let d = q.len() / m;
     let blocked = if m.is_multiple_of(BLOCK) {
         d - d % ROWS

@@ -51,8 +51,11 @@ const PARALLEL_MIN_MACS: usize = 1 << 20;
 /// A matrix read from a slice with row and column strides (in elements, non-negative).
 #[derive(Debug, Clone, Copy)]
 pub struct Strided<'a, T> {
+    /// The elements.
     pub data: &'a [T],
+    /// Elements from one row to the next.
     pub row_stride: usize,
+    /// Elements from one column to the next.
     pub col_stride: usize,
 }
 
@@ -154,6 +157,7 @@ pub fn matmul<T: Element>(
 
 /// The element types [`matmul`] takes (those gemm has kernels for that we use).
 pub trait Element: Copy + Default + Send + Sync + 'static {
+    /// The multiplicative identity.
     const ONE: Self;
 }
 

@@ -16,7 +16,7 @@ pub fn enabled(op: FusedOp) -> bool {
 }
 
 /// The contiguous part of a storage slice that `l` describes; an error names the op otherwise.
-pub(crate) fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout, name: &str) -> Result<&'a [T]> {
+pub fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout, name: &str) -> Result<&'a [T]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&s[a..b]),
         None => bail!("{name}: non-contiguous input"),
@@ -24,7 +24,7 @@ pub(crate) fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout, name: &str) -> Res
 }
 
 /// A copy in f64: the kernels compute in f64 whatever the dtype.
-pub(crate) fn to_f64<T: WithDType>(s: &[T]) -> Vec<f64> {
+pub fn to_f64<T: WithDType>(s: &[T]) -> Vec<f64> {
     s.iter().map(|v| v.to_f64()).collect()
 }
 
@@ -34,7 +34,7 @@ const ROWS_PER_TASK: usize = 16;
 /// `kernel(row, out_row)` for every row, each output row `width` wide, rows spread over the
 /// current rayon pool (flowvae's worker pool in training); rows are independent, so the
 /// numbers do not depend on how they are spread.
-pub(crate) fn for_rows<T: WithDType>(
+pub fn for_rows<T: WithDType>(
     rows: usize,
     width: usize,
     kernel: impl Fn(usize, &mut [T]) + Sync,
@@ -67,14 +67,14 @@ pub(crate) fn for_rows<T: WithDType>(
 
 /// A per-row kernel generic over the float type, so one [`run_f32_or_f64`] call serves f32
 /// and f64 storages.
-pub(crate) trait Kernel {
+pub trait Kernel {
     /// The output from the contiguous inputs, all of one dtype.
     fn run<T: WithDType>(&self, inputs: &[&[T]]) -> Vec<T>;
 }
 
 /// Runs `kernel` on the contiguous data of `inputs` (storage, layout), which must be all f32
 /// or all f64; an error names the op `name` otherwise.
-pub(crate) fn run_f32_or_f64(
+pub fn run_f32_or_f64(
     name: &str,
     inputs: &[(&CpuStorage, &Layout)],
     kernel: &impl Kernel,

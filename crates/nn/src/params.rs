@@ -15,7 +15,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
 use crate::checked_file::{read_checked, serialize_checked};
-use crate::error::{FlowError, Result};
+use crate::error::{NnError, Result};
 use crate::rng::{seeded, standard_normal, uniform, SeededRng};
 
 #[derive(Debug)]
@@ -100,7 +100,7 @@ impl ParamStore {
     pub fn check_complete(&self, source: &str) -> Result<()> {
         let loaded = lock(&self.inner.loaded).clone();
         let requested = lock(&self.inner.requested).clone();
-        let err = |message: String| FlowError::Params {
+        let err = |message: String| NnError::Params {
             path: source.to_string(),
             message,
         };
@@ -164,7 +164,7 @@ impl ParamStore {
     /// Writes every tensor to `path` as checked safetensors ([`crate::checked_file`]; the
     /// caller makes the write atomic).
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_safetensors_bytes()?).map_err(|e| FlowError::Params {
+        std::fs::write(path, self.to_safetensors_bytes()?).map_err(|e| NnError::Params {
             path: path.display().to_string(),
             message: format!("cannot write safetensors: {e}"),
         })
@@ -282,7 +282,7 @@ fn check_same_layout(
     vars: &BTreeMap<String, Var>,
     tensors: &BTreeMap<String, Tensor>,
 ) -> Result<()> {
-    let err = |message: String| FlowError::Params {
+    let err = |message: String| NnError::Params {
         path: path.to_string(),
         message,
     };

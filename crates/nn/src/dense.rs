@@ -11,8 +11,11 @@ use crate::error::Result;
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     #[default]
+    /// `max(x, 0)`.
     Relu,
+    /// `tanh(x)`.
     Tanh,
+    /// `x` for `x > 0`, `exp(x) − 1` otherwise.
     Elu,
 }
 
