@@ -28,8 +28,10 @@ pub mod runtime;
 pub mod simd;
 pub mod small_gemm;
 pub mod stable;
+pub mod units;
 
 pub use error::{NnError, Result};
-pub use params::{human_bytes, ParamStore, PARAMS_FORMAT};
+pub use params::{ParamStore, PARAMS_FORMAT};
 pub use rng::{seeded, standard_normal, SeededRng};
 pub use runtime::{FusedOp, Runtime};
+pub use units::human_bytes;

@@ -17,6 +17,7 @@ use candle_nn::{Init, VarBuilder};
 use crate::checked_file::{read_checked, serialize_checked};
 use crate::error::{NnError, Result};
 use crate::rng::{seeded, standard_normal, uniform, SeededRng};
+use crate::units::human_bytes;
 
 #[derive(Debug)]
 struct Inner {
@@ -34,21 +35,6 @@ struct Inner {
 
 /// The format entry of parameter files' metadata (`best.safetensors`, 2-D models).
 pub const PARAMS_FORMAT: &str = "flowvae-params-1";
-
-/// `1.5 GiB`, `12.0 MiB`, `300 B`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
 
 /// Owner of all trainable tensors of a model, by dotted name (`flow.0.planar.u`).
 #[derive(Debug, Clone)]

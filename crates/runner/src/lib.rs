@@ -17,6 +17,7 @@ pub mod inference_gap;
 pub mod labels;
 pub mod memory;
 pub mod metrics;
+mod names;
 pub mod nan_guard;
 pub mod optim;
 pub mod overrides;

@@ -5,7 +5,7 @@
 use candle_core::Device;
 use flowvae_data::Dataset;
 use flowvae_flows::ParamStore;
-use flowvae_nn::params::human_bytes;
+use flowvae_nn::human_bytes;
 
 use crate::error::{Result, RunnerError};
 use crate::vae_config::ExperimentVae;

@@ -74,7 +74,7 @@ fn build_model(exp: &Experiment2d, device: &Device) -> Result<Model> {
             message: format!(
                 "the stack's parameters do not fit in memory (refused at `{name}`, limit {}); \
                  choose smaller k or hidden widths",
-                flowvae_nn::params::human_bytes(budget)
+                flowvae_nn::human_bytes(budget)
             ),
         },
         None => err,
