@@ -26,6 +26,29 @@ pub fn parameter_budget(available: Option<u64>) -> u64 {
     available.map_or(u64::MAX, |a| a / 4)
 }
 
+/// A store for a model that must fit in memory: it refuses parameters past
+/// [`parameter_budget`] of the memory available, before allocating them.
+pub fn limited_store(seed: u64) -> ParamStore {
+    ParamStore::new(seed).with_memory_limit(parameter_budget(available_bytes()))
+}
+
+/// `err` from building a model on a [`limited_store`], said as the memory refusal it was
+/// (naming `field`) when the store refused a parameter; otherwise `err` as it is.
+pub fn explain_refusal(store: &ParamStore, err: RunnerError, field: &str) -> RunnerError {
+    match store.refused() {
+        Some(name) => RunnerError::Config {
+            file: field.into(),
+            location: None,
+            message: format!(
+                "the parameters do not fit in memory (refused at `{name}`, {} available for \
+                 parameters); choose smaller layer counts or widths",
+                human_bytes(parameter_budget(available_bytes()))
+            ),
+        },
+        None => err,
+    }
+}
+
 /// Bytes of a `rows × floats` block of f32.
 fn block(rows: usize, floats: usize) -> u64 {
     (rows as u64)
@@ -163,6 +186,27 @@ mod tests {
         );
         assert!(err.contains("KiB of memory available"), "{err}");
         check_vae_against(&experiment(""), &digits(), &Device::Cpu, 1 << 30).unwrap();
+    }
+
+    #[test]
+    fn a_refused_parameter_is_explained_with_the_field_and_its_name() {
+        let store = ParamStore::new(0).with_memory_limit(64);
+        let vb = store.var_builder(candle_core::DType::F32, &Device::Cpu);
+        let err = RunnerError::from(vb.get(100, "w").unwrap_err());
+        let text = explain_refusal(&store, err, "flow").to_string();
+        assert!(
+            text.starts_with("flow: ") && text.contains("refused at `w`"),
+            "{text}"
+        );
+        let fine = ParamStore::new(0);
+        let other = RunnerError::NonFinite {
+            what: "x".into(),
+            step: 0,
+        };
+        assert!(matches!(
+            explain_refusal(&fine, other, "flow"),
+            RunnerError::NonFinite { .. }
+        ));
     }
 
     #[test]

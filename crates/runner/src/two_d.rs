@@ -65,20 +65,9 @@ impl Model {
 }
 
 fn build_model(exp: &Experiment2d, device: &Device) -> Result<Model> {
-    let budget = crate::memory::parameter_budget(crate::memory::available_bytes());
-    let store = ParamStore::new(exp.seed).with_memory_limit(budget);
-    build_model_on(exp, store.clone(), device).map_err(|err| match store.refused() {
-        Some(name) => RunnerError::Config {
-            file: "flow".into(),
-            location: None,
-            message: format!(
-                "the stack's parameters do not fit in memory (refused at `{name}`, limit {}); \
-                 choose smaller k or hidden widths",
-                flowvae_nn::human_bytes(budget)
-            ),
-        },
-        None => err,
-    })
+    let store = crate::memory::limited_store(exp.seed);
+    build_model_on(exp, store.clone(), device)
+        .map_err(|err| crate::memory::explain_refusal(&store, err, "flow"))
 }
 
 /// Refuses a 2-D experiment whose stack would not fit in memory, before any run folder exists.
