@@ -4,7 +4,7 @@
 //!     cargo run -p flowvae-flows --example custom_flow
 
 use candle_core::{DType, Device, Tensor};
-use flowvae_flows::check::check_flow;
+use flowvae_flows::check_flow;
 use flowvae_flows::{seeded, Conditioning, Flow};
 use flowvae_nn::rng::standard_normal;
 

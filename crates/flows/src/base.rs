@@ -16,7 +16,9 @@ pub fn standard_normal_log_prob(z: &Tensor) -> Result<Tensor> {
 /// `q_0(z|x) = N(μ, diag(exp(log σ²)))`, parameters `(B, D)` each.
 #[derive(Debug, Clone)]
 pub struct DiagGaussian {
+    /// Means μ, `(B, D)`.
     pub mu: Tensor,
+    /// Log-variances log σ², `(B, D)`.
     pub log_var: Tensor,
 }
 

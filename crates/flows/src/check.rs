@@ -89,6 +89,7 @@ pub fn perturb_parameters(store: &ParamStore, seed: u64, std: f64) -> Result<()>
 /// What [`check_flow`] measured on one flow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckReport {
+    /// The flow's name.
     pub name: String,
     /// `max_b |log-det reported − log-det of the brute-force Jacobian|`.
     pub log_det_error: f64,
@@ -125,8 +126,8 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
 ///
 /// ```
 /// use candle_core::{DType, Device, Tensor};
-/// use flowvae_flows::check::check_flow;
-/// use flowvae_flows::elementwise::{Elementwise, ElementwiseMap};
+/// use flowvae_flows::check_flow;
+/// use flowvae_flows::{Elementwise, ElementwiseMap};
 /// use flowvae_flows::Conditioning;
 ///
 /// let flow = Elementwise::new(3, ElementwiseMap::Sigmoid)?;

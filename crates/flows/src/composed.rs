@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use crate::error::{FlowError, Result};
-use crate::flow::{expand_rows, Conditioning, Flow};
+use crate::flow::{Conditioning, Flow};
 use crate::param_source::split_columns;
 
 /// `f_K ∘ … ∘ f_1`: applies its layers in order in `forward`, in reverse in `inverse`.
@@ -56,15 +56,13 @@ impl Composed {
     }
 
     fn run(&self, x: &Tensor, cond: Conditioning<'_>, backwards: bool) -> Result<(Tensor, Tensor)> {
-        if let (false, Some(params)) = (backwards, cond.params) {
-            let all_planar =
-                !self.layers.is_empty() && self.layers.iter().all(|l| l.is_amortized_planar());
-            if all_planar {
-                let params = expand_rows(params, x.dim(0)?)?;
-                if crate::fused_planar::applicable(x, &params) {
-                    return Ok(crate::fused_planar::planar_stack(x, &params)?);
-                }
-            }
+        if let [only] = self.layers.as_slice() {
+            // A chain of one is that layer (it takes all of `cond.params`).
+            return if backwards {
+                only.inverse(x, cond)
+            } else {
+                only.forward(x, cond)
+            };
         }
         let widths: Vec<usize> = self
             .layers

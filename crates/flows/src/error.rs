@@ -11,13 +11,28 @@ pub enum FlowError {
     NotInvertible(String),
     /// The conditioning handed to a flow does not fit what the flow expects.
     #[error("flow `{flow}`: {message}")]
-    Conditioning { flow: String, message: String },
+    Conditioning {
+        /// The flow's name.
+        flow: String,
+        /// What does not fit.
+        message: String,
+    },
     /// A flow configuration value is out of range.
     #[error("{field}: {message}")]
-    InvalidConfig { field: String, message: String },
+    InvalidConfig {
+        /// Path of the value, e.g. `flow[2].planar.k`.
+        field: String,
+        /// What was expected.
+        message: String,
+    },
     /// Reading or writing a parameter file failed.
     #[error("{path}: {message}")]
-    Params { path: String, message: String },
+    Params {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The parameter store, a layer or a checked file failed.
     #[error(transparent)]
     Nn(#[from] flowvae_nn::NnError),

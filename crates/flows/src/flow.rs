@@ -71,13 +71,6 @@ pub trait Flow: Debug + Send + Sync {
         Ok(params.clone())
     }
 
-    /// Whether this is an amortized planar layer, so that a stack of them may run as one
-    /// fused op ([`crate::fused_planar`]); only [`crate::planar::Planar`] says yes.
-    #[doc(hidden)]
-    fn is_amortized_planar(&self) -> bool {
-        false
-    }
-
     /// Whether [`Flow::inverse`] is available.
     fn is_invertible(&self) -> bool {
         false

@@ -13,38 +13,53 @@
 //!   sample from [`Conditioning::params`] `(B, P)`, where `P = num_amortized_params()`.
 //!   [`Composed`] slices `P` among its layers in order. Flows with their own networks (coupling,
 //!   MAF, IAF) may also read a context `(B, C)`.
-//! - Randomness is seeded and ours (`flowvae_nn::rng`): candle's CPU generator cannot be seeded.
+//! - Randomness is seeded and ours ([`seeded`]): candle's CPU generator cannot be seeded.
 //!
 //! Compared with a design in which each flow owns an `amortized` and a `global` code path,
-//! every flow here is written once against a flat parameter row ([`param_source`]) that
-//! broadcasts over the batch; global parameters are a `(1, P)` row.
+//! every flow here is written once against a flat parameter row ([`ParamSource`]) that
+//! broadcasts over the batch; global parameters are a `(1, P)` row. That is the key design
+//! decision: a new flow gets global, amortized and batched-posterior use from one `forward`.
+//!
+//! ## Where things are
+//! The [`Flow`] trait and [`Composed`]/[`Inverted`]; the layers (`layers/`, one family per
+//! file); [`FlowSpec`] (the YAML form of a stack, with [`FlowSpec::build`] per entry and
+//! [`build_stack`]); the base densities and [`FlowDistribution`]; the check API
+//! ([`check_flow`], [`check_composed`]); and private CPU kernels (`fused/`) behind the layers.
 
-pub mod actnorm;
-pub mod autoregressive;
-pub mod base;
-pub mod check;
-pub mod composed;
-pub mod config;
-pub mod coupling;
-pub mod distribution;
-pub mod elementwise;
-pub mod error;
-pub mod flow;
-pub mod fused_bjorck;
-pub mod fused_planar;
-pub mod fused_sylvester;
-pub mod made;
-pub mod param_source;
-pub mod permutation;
-pub mod planar;
-pub mod radial;
-pub mod sylvester;
-mod sylvester_q;
+#![warn(missing_docs)]
 
-pub use base::{standard_normal_log_prob, DiagGaussian};
+mod base;
+mod check;
+mod composed;
+mod distribution;
+mod error;
+mod flow;
+mod fused;
+mod layers;
+mod param_source;
+mod spec;
+
+pub use base::{standard_normal_log_prob, DiagGaussian, LOG_2PI};
+pub use check::{
+    brute_force_log_det, check_composed, check_flow, log_abs_det, perturb_parameters, CheckReport,
+};
 pub use composed::{Composed, Inverted};
-pub use config::{build_stack, FlowSpec, StackOptions};
 pub use distribution::FlowDistribution;
 pub use error::{FlowError, Result};
 pub use flow::{expand_rows, Conditioning, Flow};
 pub use flowvae_nn::{seeded, FusedOp, ParamStore, Runtime, SeededRng};
+pub use layers::actnorm::ActNorm;
+pub use layers::autoregressive::AutoregressiveAffine;
+pub use layers::coupling::AffineCoupling;
+pub use layers::elementwise::{Elementwise, ElementwiseAffine, ElementwiseMap};
+pub use layers::made::Made;
+pub use layers::permutation::Permutation;
+pub use layers::planar::Planar;
+pub use layers::planar_stack::PlanarStack;
+pub use layers::radial::Radial;
+pub use layers::sylvester::{Sylvester, SylvesterKind};
+pub use param_source::{split_columns, Block, ParamSource};
+pub use spec::{
+    build_stack, FlowSpec, HouseholderSpec, LayerSite, LeakyReluSpec, NetSpec, NoSettings,
+    OrthogonalSpec, PermuteSpec, RepeatSpec, StackOptions, MAX_LAYERS, MAX_WIDTH,
+};

@@ -9,7 +9,9 @@ use crate::flow::{amortized_params, shared_amortized_params, Conditioning};
 /// One named block of a layer's parameter vector, e.g. `("u", D)`.
 #[derive(Debug, Clone, Copy)]
 pub struct Block {
+    /// Name of the global tensor, e.g. `u`.
     pub name: &'static str,
+    /// Number of columns.
     pub width: usize,
     /// Initial value spread of the global version (ignored when amortized).
     pub init: Init,

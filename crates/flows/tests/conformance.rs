@@ -2,11 +2,11 @@
 //! stacks pass the same checks, in f64.
 
 use candle_core::{DType, Device, Tensor, Var};
-use flowvae_flows::check::{check_composed, check_flow, perturb_parameters};
 use flowvae_flows::{
     build_stack, Composed, Conditioning, Flow, FlowDistribution, FlowSpec, Inverted, ParamStore,
     StackOptions,
 };
+use flowvae_flows::{check_composed, check_flow, perturb_parameters};
 use flowvae_nn::rng::{seeded, standard_normal, uniform, SeededRng};
 
 const TOL: f64 = 1e-6;

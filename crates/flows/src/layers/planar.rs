@@ -69,9 +69,6 @@ impl Flow for Planar {
     fn num_amortized_params(&self) -> usize {
         self.source.amortized_width()
     }
-    fn is_amortized_planar(&self) -> bool {
-        self.source.amortized_width() > 0
-    }
 
     fn forward(&self, z: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
         let p = self.params(&cond, z.dim(0)?)?;

@@ -1,21 +1,14 @@
 //! Flow stacks from YAML: an externally tagged list such as `[{planar: {k: 16}}, {reverse: {}}]`.
+//! Each entry is a [`FlowSpec`]; [`FlowSpec::build`] (in `build.rs`) turns one into layers.
 
-use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::actnorm::ActNorm;
-use crate::autoregressive::AutoregressiveAffine;
-use crate::composed::{Composed, Inverted};
-use crate::coupling::AffineCoupling;
-use crate::elementwise::{Elementwise, ElementwiseAffine, ElementwiseMap};
 use crate::error::{FlowError, Result};
-use crate::flow::Flow;
-use crate::permutation::Permutation;
-use crate::planar::Planar;
-use crate::radial::Radial;
-use crate::sylvester::{Sylvester, SylvesterKind};
 use flowvae_nn::dense::Activation;
-use flowvae_nn::params::ParamStore;
+
+mod build;
+
+pub use build::{build_stack, LayerSite, StackOptions};
 
 fn one() -> usize {
     1
@@ -38,11 +31,13 @@ pub struct RepeatSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrthogonalSpec {
+    /// Number of layers.
     #[serde(default = "one")]
     pub k: usize,
     /// Columns of `Q`; default: the dimension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub m: Option<usize>,
+    /// Per-sample parameters (`true`) or learned globals; default: the stack's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amortized: Option<bool>,
 }
@@ -51,10 +46,13 @@ pub struct OrthogonalSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HouseholderSpec {
+    /// Number of layers.
     #[serde(default = "one")]
     pub k: usize,
+    /// Householder reflections whose product is each layer's `Q`.
     #[serde(default = "one")]
     pub reflections: usize,
+    /// Per-sample parameters (`true`) or learned globals; default: the stack's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amortized: Option<bool>,
 }
@@ -70,11 +68,13 @@ fn default_scale_bound() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetSpec {
+    /// Number of layers.
     #[serde(default = "one")]
     pub k: usize,
     /// Hidden widths of the conditioner.
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
+    /// Non-linearity of the conditioner's hidden layers.
     #[serde(default)]
     pub activation: Activation,
     /// Log-scales are soft-clamped to (−scale_bound, scale_bound).
@@ -89,6 +89,7 @@ pub struct NetSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeakyReluSpec {
+    /// Slope on the negative half-line (> 0, so the map stays invertible).
     pub slope: f64,
 }
 
@@ -96,6 +97,7 @@ pub struct LeakyReluSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PermuteSpec {
+    /// Seed of the permutation; default: the stack's seed plus the entry's index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
 }
@@ -109,34 +111,40 @@ pub struct NoSettings {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlowSpec {
+    /// Planar layers `z + û tanh(wᵀz + b)` (Rezende & Mohamed, 2015).
     Planar(RepeatSpec),
+    /// Radial layers `z + β h(α, r)(z − z₀)`.
     Radial(RepeatSpec),
+    /// Sylvester layers with an orthogonal `Q` (van den Berg et al., 2018).
     SylvesterOrthogonal(OrthogonalSpec),
+    /// Sylvester layers whose `Q` is a product of Householder reflections.
     SylvesterHouseholder(HouseholderSpec),
+    /// Sylvester layers with `Q` a permutation (identity or reversal, alternating).
     SylvesterTriangular(RepeatSpec),
+    /// Affine coupling layers (RealNVP) with alternating masks.
     AffineCoupling(NetSpec),
     /// Masked autoregressive flow: fast density, sequential sampling.
     Maf(NetSpec),
     /// Inverse autoregressive flow: fast sampling, sequential density.
     Iaf(NetSpec),
+    /// Per-dimension scale and shift, initialised from the first batch.
     ActNorm(Option<NoSettings>),
+    /// A learned per-dimension scale and shift.
     Affine(Option<NoSettings>),
+    /// Element-wise leaky ReLU.
     LeakyRelu(LeakyReluSpec),
+    /// Element-wise logistic sigmoid, ℝ → (0, 1).
     Sigmoid(Option<NoSettings>),
+    /// Element-wise logit, (0, 1) → ℝ.
     Logit(Option<NoSettings>),
+    /// Element-wise exponential, ℝ → (0, ∞).
     Exp(Option<NoSettings>),
+    /// Element-wise logarithm, (0, ∞) → ℝ.
     Log(Option<NoSettings>),
+    /// Reverses the order of the coordinates.
     Reverse(Option<NoSettings>),
+    /// A fixed random permutation of the coordinates.
     Permute(Option<PermuteSpec>),
-}
-
-/// What a stack is built for: the defaults that depend on the use.
-#[derive(Debug, Clone, Copy)]
-pub struct StackOptions {
-    /// Whether planar / radial / Sylvester layers take per-sample parameters by default.
-    pub amortized_default: bool,
-    /// Seed of random permutations without their own seed.
-    pub seed: u64,
 }
 
 impl FlowSpec {
@@ -235,166 +243,3 @@ impl FlowSpec {
 pub const MAX_LAYERS: usize = 4096;
 /// The widest hidden layer or context a flow's network may ask for.
 pub const MAX_WIDTH: usize = 65_536;
-
-/// Builds the stack described by `specs` on dimension `dim`; parameters live under `vb`
-/// as `<index>.<kind>.<layer>.<tensor>` (e.g. `flow.0.planar.3.u` with `vb = flow`).
-///
-/// A density on ℝ³ from a YAML stack, its samples and their log-density:
-/// ```
-/// use candle_core::{DType, Device};
-/// use flowvae_flows::{build_stack, seeded, Conditioning, FlowDistribution, FlowSpec, ParamStore, StackOptions};
-///
-/// let specs: Vec<FlowSpec> = serde_yaml::with::singleton_map_recursive::deserialize(
-///     serde_yaml::Deserializer::from_str("- affine_coupling: {k: 2, hidden: [16]}\n- planar: {k: 2}\n"),
-/// )?;
-/// let store = ParamStore::new(0);
-/// let vb = store.var_builder(DType::F64, &Device::Cpu).pp("flow");
-/// let options = StackOptions { amortized_default: false, seed: 0 };
-/// let stack = build_stack(&specs, 3, &store, vb, options)?;
-/// assert_eq!(stack.layers().len(), 4);
-/// let dist = FlowDistribution::new(Box::new(stack));
-/// let (x, log_q) = dist.sample(5, &mut seeded(0, "doc"), DType::F64, &Device::Cpu, Conditioning::none())?;
-/// assert_eq!(x.dims(), &[5, 3]);
-/// assert_eq!(log_q.dims(), &[5]);
-/// // The density of the samples, through the inverse, is the one they were drawn with.
-/// let log_p = dist.log_prob(&x, Conditioning::none())?;
-/// let gap: f64 = (log_p - log_q)?.abs()?.max(0)?.to_scalar()?;
-/// assert!(gap < 1e-6);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn build_stack(
-    specs: &[FlowSpec],
-    dim: usize,
-    store: &ParamStore,
-    vb: VarBuilder<'static>,
-    options: StackOptions,
-) -> Result<Composed> {
-    let mut layers: Vec<Box<dyn Flow>> = Vec::new();
-    for (index, spec) in specs.iter().enumerate() {
-        spec.validate(&format!("flow[{index}]"), dim)?;
-        let vb = vb.pp(index.to_string()).pp(spec.kind());
-        let amortized = |a: Option<bool>| a.unwrap_or(options.amortized_default);
-        let dev = vb.device().clone();
-        match spec {
-            FlowSpec::Planar(s) => {
-                for j in 0..s.k {
-                    layers.push(Box::new(Planar::new(
-                        vb.pp(j),
-                        dim,
-                        amortized(s.amortized),
-                    )?));
-                }
-            }
-            FlowSpec::Radial(s) => {
-                for j in 0..s.k {
-                    layers.push(Box::new(Radial::new(
-                        vb.pp(j),
-                        dim,
-                        amortized(s.amortized),
-                    )?));
-                }
-            }
-            FlowSpec::SylvesterOrthogonal(s) => {
-                let kind = SylvesterKind::Orthogonal {
-                    m: s.m.unwrap_or(dim),
-                };
-                for j in 0..s.k {
-                    layers.push(Box::new(Sylvester::new(
-                        vb.pp(j),
-                        dim,
-                        kind,
-                        amortized(s.amortized),
-                    )?));
-                }
-            }
-            FlowSpec::SylvesterHouseholder(s) => {
-                let kind = SylvesterKind::Householder {
-                    reflections: s.reflections,
-                };
-                for j in 0..s.k {
-                    layers.push(Box::new(Sylvester::new(
-                        vb.pp(j),
-                        dim,
-                        kind,
-                        amortized(s.amortized),
-                    )?));
-                }
-            }
-            FlowSpec::SylvesterTriangular(s) => {
-                for j in 0..s.k {
-                    let kind = SylvesterKind::Triangular {
-                        reversed: j % 2 == 1,
-                    };
-                    layers.push(Box::new(Sylvester::new(
-                        vb.pp(j),
-                        dim,
-                        kind,
-                        amortized(s.amortized),
-                    )?));
-                }
-            }
-            FlowSpec::AffineCoupling(s) => {
-                for j in 0..s.k {
-                    layers.push(Box::new(AffineCoupling::new(
-                        vb.pp(j),
-                        dim,
-                        &s.hidden,
-                        s.activation,
-                        j % 2,
-                        s.scale_bound,
-                        s.context,
-                    )?));
-                }
-            }
-            FlowSpec::Maf(s) | FlowSpec::Iaf(s) => {
-                let is_maf = matches!(spec, FlowSpec::Maf(_));
-                for j in 0..s.k {
-                    if j > 0 {
-                        // Alternate the autoregressive order so every coordinate gets to see others.
-                        layers.push(Box::new(Permutation::reverse(dim, &dev)?));
-                    }
-                    let ar = AutoregressiveAffine::new(
-                        vb.pp(j),
-                        dim,
-                        &s.hidden,
-                        s.activation,
-                        s.scale_bound,
-                        s.context,
-                    )?;
-                    layers.push(if is_maf {
-                        Box::new(Inverted::new(Box::new(ar)))
-                    } else {
-                        Box::new(ar)
-                    });
-                }
-            }
-            FlowSpec::ActNorm(_) => layers.push(Box::new(ActNorm::new(vb, store, dim)?)),
-            FlowSpec::Affine(_) => layers.push(Box::new(ElementwiseAffine::new(vb, dim)?)),
-            FlowSpec::LeakyRelu(s) => layers.push(Box::new(Elementwise::new(
-                dim,
-                ElementwiseMap::LeakyRelu { slope: s.slope },
-            )?)),
-            FlowSpec::Sigmoid(_) => {
-                layers.push(Box::new(Elementwise::new(dim, ElementwiseMap::Sigmoid)?))
-            }
-            FlowSpec::Logit(_) => layers.push(Box::new(Inverted::new(Box::new(Elementwise::new(
-                dim,
-                ElementwiseMap::Sigmoid,
-            )?)))),
-            FlowSpec::Exp(_) => layers.push(Box::new(Elementwise::new(dim, ElementwiseMap::Exp)?)),
-            FlowSpec::Log(_) => layers.push(Box::new(Inverted::new(Box::new(Elementwise::new(
-                dim,
-                ElementwiseMap::Exp,
-            )?)))),
-            FlowSpec::Reverse(_) => layers.push(Box::new(Permutation::reverse(dim, &dev)?)),
-            FlowSpec::Permute(s) => {
-                let seed = s
-                    .as_ref()
-                    .and_then(|s| s.seed)
-                    .unwrap_or(options.seed.wrapping_add(index as u64));
-                layers.push(Box::new(Permutation::random(dim, seed, &dev)?));
-            }
-        }
-    }
-    Composed::new(dim, layers)
-}

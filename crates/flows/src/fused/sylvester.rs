@@ -2,7 +2,7 @@
 //! candle custom op with its own backward (CPU).
 //!
 //! For an input row `zq = zᵀQ` `(M)` and its parameter row `[full (M·M), a₁ (M), a₂ (M),
-//! b (M)]` (the layout of [`crate::sylvester`]), with `d₁ = tanh a₁`, `d₂ = tanh a₂`,
+//! b (M)]` (the layout of [`crate::layers::sylvester`]), with `d₁ = tanh a₁`, `d₂ = tanh a₂`,
 //! `R = triu(full, 1) + diag(d₁)` and `R̃ = triu(fullᵀ, 1) + diag(d₂)`:
 //! `h = tanh(R̃ zq + b)`, output `R h` `(M)` and `Σᵢ log|1 + (1 − hᵢ²) d₁ᵢ d₂ᵢ|`.
 //!
@@ -13,7 +13,7 @@
 //! Parameter rows may be shared by `k` consecutive input rows (the importance-sampled NLL):
 //! their gradients are summed over those rows.
 //!
-//! The unfused composition in [`crate::sylvester`] stays the path on other devices and with
+//! The unfused composition in [`crate::layers::sylvester`] stays the path on other devices and with
 //! `FLOWVAE_UNFUSED=sylvester`; `tests/fused_ops.rs` checks this op against the explicit
 //! matrices.
 

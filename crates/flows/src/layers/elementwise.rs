@@ -11,7 +11,10 @@ use flowvae_nn::stable::log_sigmoid;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ElementwiseMap {
     /// `y = x` for `x ≥ 0`, `slope · x` otherwise (`slope > 0`).
-    LeakyRelu { slope: f64 },
+    LeakyRelu {
+        /// Slope on the negative half-line, > 0.
+        slope: f64,
+    },
     /// `y = σ(x)`, onto (0, 1); its inverse is the logit.
     Sigmoid,
     /// `y = exp(x)`, onto (0, ∞); its inverse is the log.

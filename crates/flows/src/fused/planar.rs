@@ -1,11 +1,11 @@
 //! A stack of `K` amortized planar layers as one candle custom op with its own backward (CPU).
 //!
 //! Per row, layer `k` reads `[u (D), w (D), b (1)]` at columns `k(2D+1)…` of the parameters,
-//! exactly as [`crate::Composed`] slices them for [`crate::planar::Planar`]; it applies
+//! exactly as [`crate::Composed`] slices them for [`crate::layers::planar::Planar`]; it applies
 //! `û = u + (m(wᵀu) − wᵀu) w/‖w‖²`, `m(a) = −1 + softplus(a)`, `z ← z + û tanh(wᵀz + b)` and
 //! adds `log|1 + (1 − tanh²) wᵀû|` with `wᵀû = m`. Arithmetic is in f64 whatever the dtype.
 //!
-//! The unfused composition of [`crate::planar::Planar`] layers stays the reference and the
+//! The unfused composition of [`crate::layers::planar::Planar`] layers stays the reference and the
 //! path on other devices; `tests/fused_ops.rs` checks values and gradients against it.
 
 use candle_core::{

@@ -5,19 +5,30 @@ use candle_nn::VarBuilder;
 
 use crate::error::{FlowError, Result};
 use crate::flow::{Conditioning, Flow};
-use crate::fused_sylvester::{applicable as fused_applicable, sylvester_core};
+use crate::fused::sylvester::{applicable as fused_applicable, sylvester_core};
 use crate::param_source::{split_columns, Block, ParamSource};
-use crate::sylvester_q::{orthogonalize, permutation_matrix, reflect, unit_reflections};
+use q::{orthogonalize, permutation_matrix, reflect, unit_reflections};
+
+pub(crate) mod q;
 
 /// How the `D × M` matrix `Q` with orthonormal columns is made.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SylvesterKind {
     /// `M ≤ D` columns from a free matrix by iterative orthogonalisation.
-    Orthogonal { m: usize },
+    Orthogonal {
+        /// Columns of `Q`, `1 ≤ M ≤ D`.
+        m: usize,
+    },
     /// `Q` (M = D) as a product of `reflections` Householder reflections.
-    Householder { reflections: usize },
+    Householder {
+        /// Number of reflections.
+        reflections: usize,
+    },
     /// `Q` (M = D) the identity or, when `reversed`, the reversal permutation.
-    Triangular { reversed: bool },
+    Triangular {
+        /// Whether `Q` reverses the coordinates.
+        reversed: bool,
+    },
 }
 
 /// One Sylvester layer, global or amortized. `R`, `R̃` are upper triangular `M × M` with
@@ -212,7 +223,7 @@ impl Flow for Sylvester {
 impl Sylvester {
     /// `R h` `(rows, k, M)` and `log|det J|` `(rows·k,)` from `zq = zᵀQ` `(rows, k, M)` and the
     /// `[R, R̃, b]` blocks `(rows, M·M + 3M)`: one fused op on the CPU
-    /// ([`crate::fused_sylvester`]), the composition of [`Self::triangular_part`] and
+    /// ([`crate::fused::sylvester`]), the composition of [`Self::triangular_part`] and
     /// [`log_det`] elsewhere.
     fn core(&self, zq: &Tensor, core: &Tensor) -> Result<(Tensor, Tensor)> {
         if fused_applicable(zq, core) {

@@ -1,0 +1,12 @@
+//! The flow layers, one family per file (Sylvester in its own folder).
+
+pub(crate) mod actnorm;
+pub(crate) mod autoregressive;
+pub(crate) mod coupling;
+pub(crate) mod elementwise;
+pub(crate) mod made;
+pub(crate) mod permutation;
+pub(crate) mod planar;
+pub(crate) mod planar_stack;
+pub(crate) mod radial;
+pub(crate) mod sylvester;
