@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor};
 use flowvae_flows::check_flow;
 use flowvae_flows::{seeded, Conditioning, Flow};
-use flowvae_nn::rng::standard_normal;
+use flowvae_nn::standard_normal;
 
 /// `y = x + a·tanh(x)` on every coordinate of `(B, D)`; `log|det J| = Σ log(1 + a·(1 − tanh²x))`.
 #[derive(Debug)]

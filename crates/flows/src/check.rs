@@ -8,8 +8,8 @@ use candle_core::{DType, Tensor, Var};
 use crate::composed::Composed;
 use crate::error::Result;
 use crate::flow::{Conditioning, Flow};
-use flowvae_nn::params::ParamStore;
-use flowvae_nn::rng::{seeded, standard_normal};
+use flowvae_nn::ParamStore;
+use flowvae_nn::{seeded, standard_normal};
 
 /// `log|det A|` of a row-major `n × n` matrix by LU with partial pivoting.
 pub fn log_abs_det(matrix: &[f64], n: usize) -> f64 {

@@ -5,7 +5,7 @@ use candle_core::Tensor;
 use crate::base::standard_normal_log_prob;
 use crate::error::Result;
 use crate::flow::{Conditioning, Flow};
-use flowvae_nn::rng::{standard_normal, SeededRng};
+use flowvae_nn::{standard_normal, SeededRng};
 
 /// `p(x) = N(f⁻¹(x); 0, I) |det ∂f⁻¹/∂x|` for a flow `f` in the sampling direction.
 #[derive(Debug)]

@@ -99,5 +99,5 @@ impl ParamSource {
 
 /// Splits `(rows, P)` parameters into consecutive column blocks of the given widths.
 pub fn split_columns(params: &Tensor, widths: &[usize]) -> Result<Vec<Tensor>> {
-    Ok(flowvae_nn::fused_split::split_columns(params, widths)?)
+    Ok(flowvae_nn::split_columns(params, widths)?)
 }

@@ -7,7 +7,7 @@ use flowvae_flows::{
     StackOptions,
 };
 use flowvae_flows::{check_composed, check_flow, perturb_parameters};
-use flowvae_nn::rng::{seeded, standard_normal, uniform, SeededRng};
+use flowvae_nn::{seeded, standard_normal, uniform, SeededRng};
 
 const TOL: f64 = 1e-6;
 

@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         ("optimizer.second.w".to_string(), w),
     ]
     .into();
-    let Ok(bytes) = flowvae_nn::checked_file::serialize_checked(&tensors, metadata) else {
+    let Ok(bytes) = flowvae_nn::serialize_checked(&tensors, metadata) else {
         return;
     };
     let path = scratch();

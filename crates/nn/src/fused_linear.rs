@@ -134,7 +134,7 @@ impl CustomOp3 for BiasAct {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         // One pass gives the masked gradient and, in an extra last row, its column sums (candle's
-        // `sum(0)` walks the batch with a stride and was 6 % of a training step).
+        // `sum(0)` walks the batch with a stride, which is slow for these shapes).
         let (rows, out) = grad.dims2()?;
         let masked = res.apply_op2_no_bwd(&grad.contiguous()?, &MaskAndColumnSums(self.relu))?;
         let g = masked.narrow(0, 0, rows)?;

@@ -1,9 +1,9 @@
 //! Matrix products of the fused dense layer, through `gemm` on flowvae's own worker threads.
 //!
 //! candle's thread count covers every op: its element-wise ops on small tensors lose more to
-//! synchronisation than they gain, while the large matmuls of an MLP scale well (100×784·784×512
-//! runs 1.7× faster on 2 threads). The binary therefore runs candle's ops on one thread (see
-//! `flowvae_runner::threads`) and only these products use [`workers`] threads.
+//! synchronisation than they gain, while the large matmuls of an MLP scale well with threads
+//! (measurements in `results/bench/README.md`). The binary therefore runs candle's ops on one
+//! thread and only these products use [`workers`] threads.
 
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
@@ -107,7 +107,7 @@ pub fn matmul<T: Element>(
     if m == 0 || n == 0 || k == 0 {
         return vec![T::default(); m * n];
     }
-    // Left uninitialised: gemm writes every element (zeroing first was 7 % of a step).
+    // Left uninitialised: gemm writes every element, so zeroing first would be wasted work.
     let mut dst: Vec<T> = Vec::with_capacity(m * n);
     let large = m.saturating_mul(k).saturating_mul(n) >= PARALLEL_MIN_MACS;
     let run = |dst: &mut [MaybeUninit<T>], parallelism: Parallelism| {

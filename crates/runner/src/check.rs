@@ -6,7 +6,7 @@ use std::path::Path;
 use candle_core::{DType, Device};
 use flowvae_flows::{build_stack, Conditioning, Flow, FlowSpec, ParamStore, StackOptions};
 use flowvae_flows::{check_composed, perturb_parameters, CheckReport};
-use flowvae_nn::rng::{seeded, standard_normal};
+use flowvae_nn::{seeded, standard_normal};
 
 use crate::error::{Result, RunnerError};
 use crate::experiment::Experiment;

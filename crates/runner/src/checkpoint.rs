@@ -8,7 +8,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use flowvae_flows::ParamStore;
-use flowvae_nn::checked_file::{parse_checked, serialize_checked};
+use flowvae_nn::{parse_checked, serialize_checked};
 
 use crate::error::{Result, RunnerError};
 use crate::optim::Optimizer;
@@ -46,7 +46,7 @@ pub struct Checkpoint {
 }
 
 /// Writes model, optimizer and loop state to `path` atomically; the checksum covers the
-/// tensors and the loop state ([`flowvae_nn::checked_file`]).
+/// tensors and the loop state ([`flowvae_nn::serialize_checked`]).
 pub fn save(
     path: &Path,
     store: &ParamStore,

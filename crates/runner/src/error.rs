@@ -41,6 +41,8 @@ pub enum RunnerError {
     #[error(transparent)]
     Nn(#[from] flowvae_nn::NnError),
     #[error(transparent)]
+    Vae(#[from] flowvae_vae::VaeError),
+    #[error(transparent)]
     Data(#[from] flowvae_data::DataError),
     #[error(transparent)]
     Plot(#[from] crate::plot::PlotError),

@@ -15,10 +15,10 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use flowvae_flows::DiagGaussian;
-use flowvae_nn::rng::{seeded, standard_normal, SeededRng};
-use flowvae_vae::encoder::{repeat_rows, EncoderOutput};
-use flowvae_vae::nll::LogSumExp;
+use flowvae_nn::{seeded, standard_normal, SeededRng};
 use flowvae_vae::FlowVae;
+use flowvae_vae::LogSumExp;
+use flowvae_vae::{repeat_rows, EncoderOutput};
 use serde::Serialize;
 
 use crate::error::{Result, RunnerError};

@@ -126,7 +126,7 @@ impl Optimizer {
     /// Global L2 norm of the gradients of our variables.
     pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
         let mut total = 0.0;
-        let fused = flowvae_nn::fused::enabled(flowvae_nn::runtime::FusedOp::Adam);
+        let fused = flowvae_nn::kernels::enabled(flowvae_nn::FusedOp::Adam);
         for var in &self.vars {
             if let Some(g) = grads.get(var.as_tensor()) {
                 if let Some(sum) = kernels::sum_squares(g).filter(|_| fused) {
@@ -187,7 +187,7 @@ impl Optimizer {
             };
             let p = var.as_tensor();
             let same = |t: &Tensor| t.shape() == p.shape() && t.dtype() == p.dtype();
-            if flowvae_nn::fused::enabled(flowvae_nn::runtime::FusedOp::Adam)
+            if flowvae_nn::kernels::enabled(flowvae_nn::FusedOp::Adam)
                 && [p, g, &self.first[i], &self.second[i]]
                     .iter()
                     .all(|t| kernels::fusable(t) && same(t))

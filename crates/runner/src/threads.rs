@@ -5,7 +5,7 @@
 //! a Flow-VAE the element-wise ops lose more to synchronisation than they gain: on 2 cores a
 //! training step got *slower* with candle's second thread. The large products of the dense
 //! layers do scale, so those run through `gemm` on a pool of [`workers`] threads
-//! (`flowvae_nn::parallel_gemm`), and the training loop runs on that pool so that a product
+//! (`flowvae_nn::with_worker_pool`), and the training loop runs on that pool so that a product
 //! shares its work with the thread that asked for it. Adam and the planar stack spread their
 //! chunks and rows over the same pool.
 //!
@@ -14,4 +14,4 @@
 //! pool to one thread. Every parallel kernel splits work so that the numbers do not depend on
 //! the count.
 
-pub use flowvae_nn::parallel_gemm::workers;
+pub use flowvae_nn::workers;

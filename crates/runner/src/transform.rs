@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use flowvae_flows::Conditioning;
-use flowvae_nn::rng::{seeded, standard_normal};
+use flowvae_nn::{seeded, standard_normal};
 
 use crate::error::{Result, RunnerError};
 use crate::experiment::{Experiment, Target2d};

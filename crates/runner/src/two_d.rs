@@ -9,8 +9,8 @@ use flowvae_flows::{
     build_stack, standard_normal_log_prob, Composed, Conditioning, Flow, FlowDistribution,
     ParamStore, StackOptions,
 };
-use flowvae_nn::grad_sink;
-use flowvae_nn::rng::{seeded, standard_normal, SeededRng};
+use flowvae_nn::backward_with_sink;
+use flowvae_nn::{seeded, standard_normal, SeededRng};
 use serde_json::json;
 
 use crate::error::{Result, RunnerError};
@@ -214,7 +214,7 @@ pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<serde
                 step,
             });
         }
-        opt.step(&grad_sink::backward(&step_loss.loss)?)?;
+        opt.step(&backward_with_sink(&step_loss.loss)?)?;
         progress.set(step as u64, &format!("loss {loss_value:.4}"));
         if step % exp.train.log_every.get() == 0 || step == steps {
             let test_nll = match &test_set {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::Dataset;
 use flowvae_flows::ParamStore;
-use flowvae_nn::rng::{seeded, standard_normal};
+use flowvae_nn::{seeded, standard_normal};
 use flowvae_vae::{log_likelihood, FlowVae};
 use serde_json::json;
 
@@ -30,7 +30,7 @@ pub fn test_nll(
     samples: usize,
     device: &Device,
 ) -> Result<f64> {
-    flowvae_nn::parallel_gemm::install(|| test_nll_here(model, data, exp, samples, device))
+    flowvae_nn::with_worker_pool(|| test_nll_here(model, data, exp, samples, device))
 }
 
 fn test_nll_here(

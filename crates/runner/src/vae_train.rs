@@ -7,8 +7,8 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::{Batcher, Dataset, Splits};
 use flowvae_flows::ParamStore;
-use flowvae_nn::grad_sink;
-use flowvae_nn::rng::{seeded, standard_normal};
+use flowvae_nn::backward_with_sink;
+use flowvae_nn::{seeded, standard_normal};
 use flowvae_vae::{bound_terms, warmup_beta, Bound, FlowVae};
 
 use crate::checkpoint::{self, LoopState};
@@ -189,7 +189,7 @@ fn refuse_lost_checkpoint(metrics_path: &Path, last_path: &Path) -> Result<()> {
 /// the same metrics and parameters as an uninterrupted run.
 pub fn train(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -> Result<Trained> {
     // On flowvae's worker pool, so the dense layers' products split over the workers.
-    flowvae_nn::parallel_gemm::install(|| train_here(exp, run, device, resume))
+    flowvae_nn::with_worker_pool(|| train_here(exp, run, device, resume))
 }
 
 fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) -> Result<Trained> {
@@ -280,7 +280,7 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
             let fault = match fault {
                 Some(f) => Some(f),
                 None => {
-                    let grads = grad_sink::backward(&loss)?;
+                    let grads = backward_with_sink(&loss)?;
                     match opt.step(&grads) {
                         Ok(()) => None,
                         Err(RunnerError::NonFinite { .. }) => Some(format!(

@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use flowvae_flows::{seeded, FlowSpec, ParamStore};
-use flowvae_nn::rng::standard_normal;
+use flowvae_nn::standard_normal;
 use flowvae_vae::{bound_terms, log_likelihood, warmup_beta, Bound, FlowVae, ModelConfig};
 use rand::Rng;
 

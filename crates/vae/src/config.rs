@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use flowvae_nn::dense::Activation;
+pub use flowvae_nn::Activation;
 
 fn default_encoder_hidden() -> Vec<usize> {
     vec![512, 256]
@@ -18,6 +18,7 @@ pub struct EncoderConfig {
     /// Hidden widths of the MLP body.
     #[serde(default = "default_encoder_hidden")]
     pub hidden: Vec<usize>,
+    /// Non-linearity of the hidden layers.
     #[serde(default)]
     pub activation: Activation,
     /// Gated dense layers `act(W x) ⊙ σ(V x)` (the Sylvester paper's gated units), not plain.
@@ -50,12 +51,16 @@ pub enum Likelihood {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecoderConfig {
+    /// Hidden widths of the MLP body.
     #[serde(default = "default_decoder_hidden")]
     pub hidden: Vec<usize>,
+    /// Non-linearity of the hidden layers.
     #[serde(default)]
     pub activation: Activation,
+    /// Gated dense layers `act(W x) ⊙ σ(V x)`, not plain.
     #[serde(default)]
     pub gated: bool,
+    /// How pixels are modelled given the decoder's output.
     #[serde(default)]
     pub likelihood: Likelihood,
 }
@@ -121,13 +126,16 @@ pub struct ModelConfig {
     /// Dimension of z.
     #[serde(default = "default_latent")]
     pub latent: usize,
+    /// MLP or gated convolutional encoder and decoder.
     #[serde(default)]
     pub architecture: Architecture,
     /// Sizes of the gated convolutional networks (`architecture: gated_conv`).
     #[serde(default)]
     pub conv: ConvConfig,
+    /// The encoder network `x → (μ, log σ², flow parameters, context)`.
     #[serde(default)]
     pub encoder: EncoderConfig,
+    /// The decoder network `z → logits` (or means).
     #[serde(default)]
     pub decoder: DecoderConfig,
 }

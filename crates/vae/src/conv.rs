@@ -5,9 +5,9 @@
 //! maps `(B, S·S)` to `(B, features)` through strides 1, 2, 1, 2, 1 and a final `S/4` kernel;
 //! the decoder maps `z` back through transposed convolutions to `(B, S·S)` logits.
 
+use crate::error::{Result, VaeError};
 use candle_core::Tensor;
 use candle_nn::{Init, VarBuilder};
-use flowvae_flows::{FlowError, Result};
 
 use crate::config::ConvConfig;
 
@@ -95,7 +95,7 @@ impl GatedConv {
 fn side_of(dim: usize) -> Result<usize> {
     let side = (dim as f64).sqrt().round() as usize;
     if side * side != dim || !side.is_multiple_of(4) || side == 0 {
-        return Err(FlowError::InvalidConfig {
+        return Err(VaeError::InvalidConfig {
             field: "model.architecture".into(),
             message: format!(
                 "gated_conv needs square images with a side divisible by 4, got {dim} pixels"

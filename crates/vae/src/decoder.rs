@@ -1,11 +1,11 @@
 //! The decoder and its likelihood: `log p(x|z)` summed over pixels, `(B,)`.
 
+use crate::error::Result;
 use candle_core::Tensor;
 use candle_nn::{Init, VarBuilder};
-use flowvae_flows::Result;
 use flowvae_flows::LOG_2PI;
-use flowvae_nn::dense::Linear;
-use flowvae_nn::fused_bce::bce_with_logits_sum;
+use flowvae_nn::bce_with_logits_sum;
+use flowvae_nn::Linear;
 
 use crate::config::{ConvConfig, DecoderConfig, Likelihood};
 use crate::conv::ConvDecoder;

@@ -1,9 +1,9 @@
 //! Dense layers of encoders and decoders: plain `act(W x + b)` or gated `act(W x) ⊙ σ(V x)`.
 
+use crate::error::Result;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use flowvae_flows::Result;
-use flowvae_nn::dense::{Activation, Linear};
+use flowvae_nn::{Activation, Linear};
 
 /// One hidden layer, `(B, in) → (B, out)`.
 #[derive(Debug, Clone)]

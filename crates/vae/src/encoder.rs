@@ -1,9 +1,10 @@
 //! The encoder: `x (B, D_x) → q₀(z|x)` plus the flow's per-sample parameters and context.
 
+use crate::error::Result;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use flowvae_flows::{DiagGaussian, Result};
-use flowvae_nn::dense::Linear;
+use flowvae_flows::DiagGaussian;
+use flowvae_nn::Linear;
 
 use crate::config::EncoderConfig;
 use crate::conv::ConvEncoder;
@@ -22,7 +23,7 @@ pub struct EncoderOutput {
 
 /// The part of an encoder before its heads: `(B, D_x) → (B, H)`.
 #[derive(Debug)]
-pub enum EncoderBody {
+pub(crate) enum EncoderBody {
     Dense(DenseStack),
     Conv(ConvEncoder),
 }
@@ -75,7 +76,7 @@ impl Encoder {
     }
 
     /// An encoder on a given body (see [`crate::conv::ConvEncoder`] for the gated one).
-    pub fn with_body(
+    pub(crate) fn with_body(
         vb: VarBuilder,
         body: EncoderBody,
         latent: usize,
@@ -133,5 +134,5 @@ impl EncoderOutput {
 
 /// `(B, W) → (B·k, W)`, each row repeated `k` times consecutively.
 pub fn repeat_rows(t: &Tensor, k: usize) -> Result<Tensor> {
-    flowvae_flows::expand_rows(t, t.dim(0)? * k)
+    Ok(flowvae_flows::expand_rows(t, t.dim(0)? * k)?)
 }

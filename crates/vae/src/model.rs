@@ -3,13 +3,14 @@
 use candle_core::{DType, Device, Tensor};
 use flowvae_flows::{
     build_stack, standard_normal_log_prob, Composed, Conditioning, Flow, FlowSpec, ParamStore,
-    Result, StackOptions,
+    StackOptions,
 };
 
 use crate::config::{Architecture, ModelConfig};
 use crate::conv::ConvEncoder;
 use crate::decoder::Decoder;
 use crate::encoder::{Encoder, EncoderBody, EncoderOutput};
+use crate::error::Result;
 
 /// Per-sample terms of one posterior draw, each `(N,)` for `N` rows of `(x, ε)`.
 #[derive(Debug, Clone)]
@@ -40,8 +41,11 @@ impl SampleTerms {
 /// `encoder.*`, `flow.*`, `decoder.*`.
 #[derive(Debug)]
 pub struct FlowVae {
+    /// `x → q₀(z₀|x)`, the flow's amortized parameters and context.
     pub encoder: Encoder,
+    /// The posterior flow `z₀ → z_K` (sampling direction).
     pub flow: Composed,
+    /// `z_K → p(x|z_K)`.
     pub decoder: Decoder,
     latent: usize,
     input_dim: usize,

@@ -3,9 +3,9 @@
 //! The encoder runs once per image; flow and decoder run over the `S` samples in chunks; the
 //! log-sum-exp over all `S` is accumulated in f64.
 
+use crate::error::Result;
 use candle_core::{DType, Tensor};
-use flowvae_flows::Result;
-use flowvae_nn::rng::{standard_normal, SeededRng};
+use flowvae_nn::{standard_normal, SeededRng};
 
 use crate::encoder::{repeat_rows, EncoderOutput};
 use crate::model::FlowVae;

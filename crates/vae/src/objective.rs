@@ -1,9 +1,9 @@
 //! Training objectives: the ELBO with a flow posterior (with β warm-up) and the K-sample
 //! importance-weighted bound.
 
+use crate::error::Result;
 use candle_core::Tensor;
-use flowvae_flows::Result;
-use flowvae_nn::stable::logsumexp;
+use flowvae_nn::logsumexp;
 use serde::{Deserialize, Serialize};
 
 use crate::encoder::repeat_rows;

@@ -3,8 +3,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use flowvae_flows::{Flow, FlowSpec, ParamStore};
-use flowvae_nn::rng::{seeded, standard_normal};
-use flowvae_vae::objective::{bound_terms, Bound};
+use flowvae_nn::{seeded, standard_normal};
+use flowvae_vae::{bound_terms, Bound};
 use flowvae_vae::{log_likelihood, DecoderConfig, EncoderConfig, FlowVae, Likelihood, ModelConfig};
 
 fn specs(yaml: &str) -> Vec<FlowSpec> {
@@ -41,7 +41,7 @@ fn small_model(flow: &str, likelihood: Likelihood, seed: u64) -> (ParamStore, Fl
 }
 
 fn data(seed: u64, n: usize) -> Tensor {
-    let u = flowvae_nn::rng::uniform(
+    let u = flowvae_nn::uniform(
         &mut seeded(seed, "x"),
         (n, 6),
         0.0,
@@ -85,7 +85,7 @@ fn the_importance_weighted_bound_is_tighter_and_grows_with_k() {
     let x = data(3, 8);
     let bound_for = |k: usize| -> f64 {
         let reps = 400;
-        let xr = flowvae_vae::encoder::repeat_rows(&x, reps).unwrap();
+        let xr = flowvae_vae::repeat_rows(&x, reps).unwrap();
         let eps = standard_normal(
             &mut seeded(k as u64, "eps"),
             (8 * reps * k, 3),
@@ -273,7 +273,7 @@ fn encoding_once_per_image_equals_replicating_the_image() {
         let x = data(7, 3);
         let once = log_likelihood(&model, &x, 60, 25, &mut seeded(1, "nll")).unwrap();
         let replicated =
-            flowvae_vae::nll::log_likelihood_replicated(&model, &x, 60, 25, &mut seeded(1, "nll"))
+            flowvae_vae::log_likelihood_replicated(&model, &x, 60, 25, &mut seeded(1, "nll"))
                 .unwrap();
         for (a, b) in once.iter().zip(&replicated) {
             assert!((a - b).abs() < 1e-9, "{stack}: {a} vs {b}");

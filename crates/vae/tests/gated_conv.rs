@@ -2,8 +2,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use flowvae_flows::{FlowSpec, ParamStore};
-use flowvae_nn::rng::{seeded, standard_normal, uniform};
-use flowvae_vae::objective::{bound_terms, Bound};
+use flowvae_nn::{seeded, standard_normal, uniform};
+use flowvae_vae::{bound_terms, Bound};
 use flowvae_vae::{Architecture, ConvConfig, FlowVae, ModelConfig};
 
 fn model(side: usize, flow: Vec<FlowSpec>) -> (ParamStore, FlowVae) {

@@ -18,12 +18,12 @@
 use candle_core::WithDType;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
-use flowvae_nn::fused::{enabled, for_rows, run_f32_or_f64, to_f64, Kernel};
-use flowvae_nn::small_gemm::{add_q_times, at_b};
+use flowvae_nn::kernels::{add_q_times, at_b};
+use flowvae_nn::kernels::{enabled, for_rows, run_f32_or_f64, to_f64, Kernel};
 
 /// Whether the fused op may run for `raw` (CPU, f32 or f64).
 pub fn applicable(raw: &Tensor) -> bool {
-    enabled(flowvae_nn::runtime::FusedOp::Bjorck)
+    enabled(flowvae_nn::FusedOp::Bjorck)
         && raw.device().is_cpu()
         && matches!(raw.dtype(), DType::F32 | DType::F64)
 }
@@ -278,7 +278,7 @@ mod tests {
     use super::*;
     use crate::layers::sylvester::q::orthogonalize_batched;
     use candle_core::{Device, Var};
-    use flowvae_nn::rng::{seeded, standard_normal};
+    use flowvae_nn::{seeded, standard_normal};
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         (a - b)

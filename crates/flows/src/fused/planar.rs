@@ -12,11 +12,11 @@ use candle_core::{
     bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
 };
 
-use flowvae_nn::fused::{enabled, for_rows, run_f32_or_f64, to_f64, Kernel};
+use flowvae_nn::kernels::{enabled, for_rows, run_f32_or_f64, to_f64, Kernel};
 
 /// Whether the fused stack may run for `z` `(B, D)` and `params` `(B, K(2D+1))`.
 pub fn applicable(z: &Tensor, params: &Tensor) -> bool {
-    enabled(flowvae_nn::runtime::FusedOp::Planar)
+    enabled(flowvae_nn::FusedOp::Planar)
         && z.device().is_cpu()
         && params.device().is_cpu()
         && matches!(z.dtype(), DType::F32 | DType::F64)

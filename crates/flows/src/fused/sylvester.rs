@@ -20,11 +20,11 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle_core::{Device, WithDType};
 
-use flowvae_nn::fused::{enabled, for_rows, run_f32_or_f64, to_f64, Kernel};
+use flowvae_nn::kernels::{enabled, for_rows, run_f32_or_f64, to_f64, Kernel};
 
 /// Whether the fused op may run for `zq` and `params` (CPU, f32 or f64, one dtype).
 pub fn applicable(zq: &Tensor, params: &Tensor) -> bool {
-    enabled(flowvae_nn::runtime::FusedOp::Sylvester)
+    enabled(flowvae_nn::FusedOp::Sylvester)
         && matches!(zq.device(), Device::Cpu)
         && params.device().is_cpu()
         && matches!(zq.dtype(), DType::F32 | DType::F64)

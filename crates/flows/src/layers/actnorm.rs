@@ -7,7 +7,7 @@ use candle_nn::{Init, VarBuilder};
 
 use crate::error::{FlowError, Result};
 use crate::flow::{Conditioning, Flow};
-use flowvae_nn::params::ParamStore;
+use flowvae_nn::ParamStore;
 
 /// `y = x ⊙ exp(log_scale) + bias`, global parameters `(1, D)` each.
 ///

@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 use crate::error::Result;
 use crate::flow::{context_of, Conditioning, Flow};
 use crate::layers::made::Made;
-use flowvae_nn::dense::{soft_clamp, Activation};
+use flowvae_nn::{soft_clamp, Activation};
 
 /// `y_i = x_i exp(s_i(x_<i)) + μ_i(x_<i)` with `(μ, s)` from a [`Made`] on the *input*.
 ///

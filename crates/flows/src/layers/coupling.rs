@@ -5,7 +5,7 @@ use candle_nn::VarBuilder;
 
 use crate::error::{FlowError, Result};
 use crate::flow::{context_of, Conditioning, Flow};
-use flowvae_nn::dense::{soft_clamp, Activation, Mlp};
+use flowvae_nn::{soft_clamp, Activation, Mlp};
 
 /// `y = m ⊙ x + (1 − m) ⊙ (x ⊙ exp(s) + t)` with `(s, t) = net(m ⊙ x [, context])`.
 ///

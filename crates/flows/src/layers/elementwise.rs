@@ -5,7 +5,7 @@ use candle_nn::{Init, VarBuilder};
 
 use crate::error::{FlowError, Result};
 use crate::flow::{Conditioning, Flow};
-use flowvae_nn::stable::log_sigmoid;
+use flowvae_nn::log_sigmoid;
 
 /// A fixed elementwise map applied to every coordinate.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,7 +4,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::error::{FlowError, Result};
-use flowvae_nn::dense::{Activation, Linear};
+use flowvae_nn::{Activation, Linear};
 
 /// `(B, D) [+ context (B, C)] → (B, D · outputs_per_dim)`, autoregressive in the natural order.
 ///

@@ -4,7 +4,7 @@ use candle_core::{Device, Tensor};
 
 use crate::error::{FlowError, Result};
 use crate::flow::{Conditioning, Flow};
-use flowvae_nn::rng::{permutation, seeded};
+use flowvae_nn::{permutation, seeded};
 
 /// `y_i = x_{order[i]}` on `(B, D)`.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 use crate::error::Result;
 use crate::flow::{Conditioning, Flow};
 use crate::param_source::{split_columns, Block, ParamSource};
-use flowvae_nn::stable::softplus;
+use flowvae_nn::softplus;
 
 /// One planar layer on dimension `D`, global or amortized (`P = 2D + 1`: u, w, b).
 ///

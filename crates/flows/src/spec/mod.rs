@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FlowError, Result};
-use flowvae_nn::dense::Activation;
+use flowvae_nn::Activation;
 
 mod build;
 

@@ -5,7 +5,7 @@
 //! optimizer may use them (otherwise it falls back to plain tensor ops, e.g. on a GPU).
 
 use candle_core::{bail, CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
-use flowvae_nn::simd;
+use flowvae_nn::kernels as simd;
 use rayon::prelude::*;
 
 /// Whether `t` can be updated by the kernels here.
@@ -22,7 +22,7 @@ fn range(layout: &Layout, what: &str) -> Result<std::ops::Range<usize>> {
 }
 
 /// Tensors at least this long are updated in chunks spread over the current rayon pool
-/// (flowvae's worker pool during training; see `flowvae_nn::parallel_gemm::install`).
+/// (flowvae's worker pool during training; see `flowvae_nn::with_worker_pool`).
 const PARALLEL_MIN: usize = 1 << 16;
 const CHUNK: usize = 1 << 14;
 

@@ -285,7 +285,7 @@ fn log_det(h: &Tensor, diag1: &Tensor, diag2: &Tensor, n: usize) -> Result<Tenso
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
-    use flowvae_nn::params::ParamStore;
+    use flowvae_nn::ParamStore;
 
     /// The masked products give what the explicit matrices of van den Berg et al. give:
     /// `R = triu(full, 1) + diag(d1)`, `R̃ = triu(fullᵀ, 1) + diag(d2)`, `h = tanh(R̃ zq + b)`,
