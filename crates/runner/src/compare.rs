@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, RunnerError};
 use crate::metrics::read_metrics;
-use crate::plot::{bar_chart, line_chart, Series};
 use crate::run_dir::write_atomic;
+use flowvae_plot::{bar_chart, line_chart, Series};
 
 /// What one finished Flow-VAE run folder reports.
 #[derive(Debug, Clone)]

@@ -45,7 +45,7 @@ pub enum RunnerError {
     #[error(transparent)]
     Data(#[from] flowvae_data::DataError),
     #[error(transparent)]
-    Plot(#[from] crate::plot::PlotError),
+    Plot(#[from] flowvae_plot::PlotError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -21,7 +21,6 @@ mod names;
 pub mod nan_guard;
 pub mod optim;
 pub mod overrides;
-pub mod plot;
 pub mod progress;
 pub mod run_dir;
 pub mod slurm;

@@ -17,9 +17,9 @@ use crate::error::{Result, RunnerError};
 use crate::experiment::{Experiment2d, Target2d};
 use crate::metrics::MetricsWriter;
 use crate::optim::Optimizer;
-use crate::plot::{density_side_by_side, line_chart, scatter, Grid2d, Series};
 use crate::progress::Progress;
 use crate::run_dir::{write_atomic, RunDir};
+use flowvae_plot::{density_side_by_side, line_chart, scatter, Grid2d, Series};
 
 /// Points evaluated per chunk when a density is drawn on a grid.
 const GRID_CHUNK: usize = 8192;

@@ -15,12 +15,12 @@ use crate::cpu_time::process_cpu_seconds;
 use crate::error::{Result, RunnerError};
 use crate::experiment::Experiment;
 use crate::metrics::read_metrics;
-use crate::plot::{image_grid, line_chart, Series};
 use crate::progress::Progress;
 use crate::run_dir::{write_atomic, RunDir};
 use crate::vae_config::ExperimentVae;
 use crate::vae_data::{describe, load_splits, BatchMaker};
 use crate::vae_train::{build_model, evaluate_elbo, train};
+use flowvae_plot::{image_grid, line_chart, Series};
 
 /// Mean test NLL `−log p(x)` in nats with `S` importance samples per image.
 pub fn test_nll(

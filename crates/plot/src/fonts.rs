@@ -8,8 +8,8 @@ use plotters::style::{register_font, FontStyle};
 /// Family name the font is registered under; plotters' default label font also uses it.
 pub(crate) const FAMILY: &str = "sans-serif";
 
-/// DejaVu Sans, shipped in `crates/runner/assets`.
-static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+/// DejaVu Sans, shipped in `crates/plot/assets`.
+static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// Outcome of the one registration attempt.
 static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();

@@ -1,6 +1,11 @@
-//! Plots for experiment run folders: density heatmaps, sample scatters, learning curves, bar
-//! charts and image grids.
+//! # flowvae-plot
 //!
+//! Plots for experiment run folders: density heatmaps, sample scatters, learning curves, bar
+//! charts and image grids. The only crate that uses plotters; it knows nothing of flows or
+//! VAEs and takes plain numbers.
+//!
+//! Key design decision: a plot is either written whole or not at all, and looks the same on
+//! every machine.
 //! Everything renders with [plotters] and an embedded DejaVu Sans font
 //! (`assets/DejaVuSans.ttf`, registered once per process), so no system fonts are needed.
 //! Every file is written atomically: the plot is rendered into a temporary sibling file
@@ -11,6 +16,7 @@
 //!
 //! Chart functions pick the format from the extension of `path` (`.png` or `.svg`);
 //! [`image_grid`] writes PNG only.
+#![warn(missing_docs)]
 
 mod bar;
 mod colormap;
