@@ -42,8 +42,8 @@ pub(crate) fn configure() -> anyhow::Result<usize> {
     let runtime = Runtime { threads, unfused };
     let workers = runtime.workers();
     runtime.install().map_err(|e| anyhow!(e))?;
-    let faults = flowvae_runner::faults::Faults::parse(&var("FLOWVAE_FAULT").unwrap_or_default())
+    let faults = flowvae_train::Faults::parse(&var("FLOWVAE_FAULT").unwrap_or_default())
         .map_err(|e| anyhow!("FLOWVAE_FAULT: {e}"))?;
-    flowvae_runner::faults::install(faults).map_err(|e| anyhow!("FLOWVAE_FAULT: {e}"))?;
+    flowvae_train::install_faults(faults).map_err(|e| anyhow!("FLOWVAE_FAULT: {e}"))?;
     Ok(workers)
 }

@@ -173,7 +173,7 @@ pub(crate) fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let out = args.out.unwrap_or_else(|| {
-        PathBuf::from("results/comparisons").join(flowvae_runner::run_dir::timestamp_id())
+        PathBuf::from("results/comparisons").join(flowvae_train::timestamp_id())
     });
     if out.join("comparison.md").exists() {
         anyhow::bail!(

@@ -26,8 +26,8 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::error::{Result, RunnerError};
-use crate::optim::{Optimizer, OptimizerConfig};
 use crate::vae_data::BatchMaker;
+use flowvae_train::{Optimizer, OptimizerConfig};
 
 /// Images in the synthetic stand-in for MNIST.
 const SYNTHETIC_N: usize = 10_000;

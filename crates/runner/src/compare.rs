@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, RunnerError};
-use crate::metrics::read_metrics;
-use crate::run_dir::write_atomic;
+use crate::summary::{RunSummary, VaeSummary};
 use flowvae_plot::{bar_chart, line_chart, Series};
+use flowvae_train::read_metrics;
+use flowvae_train::write_atomic;
 
 /// What one finished Flow-VAE run folder reports.
 #[derive(Debug, Clone)]
@@ -15,7 +16,8 @@ pub struct RunRecord {
     pub dir: PathBuf,
     /// The model's name: the variant folder, or the experiment name.
     pub label: String,
-    pub summary: serde_json::Value,
+    /// The run's `summary.json`.
+    pub summary: RunSummary,
     /// `(epoch, val −ELBO)`.
     pub val_curve: Vec<(f64, f64)>,
     /// The resolved config without its seed: runs with equal keys are seeds of one model.
@@ -24,15 +26,7 @@ pub struct RunRecord {
 
 /// Reads `summary.json`, `metrics.csv` and `config.yaml` of a run folder.
 pub fn load_record(dir: &Path) -> Result<RunRecord> {
-    let summary_path = dir.join("summary.json");
-    let text = std::fs::read_to_string(&summary_path)
-        .map_err(|e| RunnerError::io(&summary_path, "not a finished run (no summary)", e))?;
-    let summary: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| RunnerError::Config {
-            file: summary_path.clone(),
-            location: Some((e.line(), e.column())),
-            message: format!("not valid JSON: {e}"),
-        })?;
+    let summary = RunSummary::read(dir)?;
     let (header, rows) = read_metrics(&dir.join("metrics.csv"))?;
     let col = |n: &str| header.iter().position(|h| h == n);
     let val_curve = match (col("epoch"), col("val_neg_elbo")) {
@@ -45,11 +39,10 @@ pub fn load_record(dir: &Path) -> Result<RunRecord> {
         .filter(|l| !l.starts_with("seed:"))
         .collect::<Vec<_>>()
         .join("\n");
-    let label = summary["model"]
-        .as_str()
-        .or(summary["experiment"].as_str())
-        .unwrap_or("run")
-        .to_string();
+    let label = match &summary {
+        RunSummary::Vae(s) => s.model.clone(),
+        other => other.experiment().to_string(),
+    };
     Ok(RunRecord {
         dir: dir.to_path_buf(),
         label,
@@ -109,28 +102,30 @@ fn cell(values: &[f64], digits: usize) -> String {
     }
 }
 
+fn nll(s: &VaeSummary) -> Option<f64> {
+    Some(s.test.nll)
+}
+
+fn parameters(s: &VaeSummary) -> String {
+    s.parameters.map(|p| p.to_string()).unwrap_or_default()
+}
+
 /// One row of the comparison: a model and its seeds.
 struct Group<'a> {
     runs: Vec<&'a RunRecord>,
 }
 
 impl Group<'_> {
-    fn values(&self, pointer: &str) -> Vec<f64> {
+    /// `value` of each Flow-VAE run that has it.
+    fn values(&self, value: impl Fn(&VaeSummary) -> Option<f64>) -> Vec<f64> {
         self.runs
             .iter()
-            .filter_map(|r| r.summary.pointer(pointer).and_then(|v| v.as_f64()))
+            .filter_map(|r| r.summary.vae().and_then(&value))
             .collect()
     }
-    fn text(&self, pointer: &str) -> String {
-        self.runs[0]
-            .summary
-            .pointer(pointer)
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .unwrap_or_default()
+    /// `text` of the first run, empty when it is not a Flow-VAE run.
+    fn text(&self, text: impl Fn(&VaeSummary) -> String) -> String {
+        self.runs[0].summary.vae().map(text).unwrap_or_default()
     }
 }
 
@@ -140,10 +135,8 @@ fn nll_by_seed(group: &Group) -> BTreeMap<u64, f64> {
         .runs
         .iter()
         .filter_map(|r| {
-            Some((
-                r.summary["seed"].as_u64()?,
-                r.summary["test"]["nll"].as_f64()?,
-            ))
+            let s = r.summary.vae()?;
+            Some((s.seed, s.test.nll))
         })
         .collect()
 }
@@ -163,7 +156,7 @@ fn delta_cell(group: &Group, base: &Group) -> String {
             (m, None) => format!("{m:+.2} (paired)"),
         };
     }
-    let mean = |g: &Group| mean_std(&g.values("/test/nll")).0;
+    let mean = |g: &Group| mean_std(&g.values(nll)).0;
     format!("{:+.2}", mean(group) - mean(base))
 }
 
@@ -188,17 +181,17 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
     }
     let samples = runs
         .first()
-        .and_then(|r| r.summary.pointer("/test/nll_samples"))
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0);
+        .and_then(|r| r.summary.vae())
+        .map_or(0, |s| s.test.nll_samples);
     let data = runs
         .first()
-        .map(|r| r.summary["data"].as_str().unwrap_or("").to_string())
+        .and_then(|r| r.summary.vae())
+        .map(|s| s.data.clone())
         .unwrap_or_default();
     let base_group = baseline
         .and_then(|b| groups.iter().find(|((_, l), _)| l == b))
         .map(|(_, g)| g);
-    let base_nll = base_group.map(|g| mean_std(&g.values("/test/nll")).0);
+    let base_nll = base_group.map(|g| mean_std(&g.values(nll)).0);
     let mut md = format!(
         "Test NLL by importance sampling with S = {samples}; data: {data}. Lower is better.\n\n"
     );
@@ -216,12 +209,12 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
     let mut csv = String::from("model,flow,parameters,seeds,test_nll_mean,test_nll_std,nll_samples,test_neg_elbo_mean,test_kl_mean,epochs_mean,train_seconds_mean,cpu_seconds_mean\n");
     let mut bars = Vec::new();
     for ((_, label), group) in &groups {
-        let nll = group.values("/test/nll");
+        let nll = group.values(nll);
         let (nll_mean, nll_std) = mean_std(&nll);
         md.push_str(&format!(
             "| {label} | {} | {} | {} | {} |",
-            group.text("/flow"),
-            group.text("/parameters"),
+            group.text(|s| s.flow.clone()),
+            group.text(parameters),
             group.runs.len(),
             cell(&nll, 2)
         ));
@@ -232,23 +225,23 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
         }
         md.push_str(&format!(
             " {} | {} | {} | {} | {} |\n",
-            cell(&group.values("/test/neg_elbo"), 2),
-            cell(&group.values("/test/kl"), 2),
-            cell(&group.values("/epochs"), 0),
-            cell(&group.values("/train_seconds"), 0),
-            cell(&group.values("/cpu_seconds"), 0)
+            cell(&group.values(|s| s.test.neg_elbo), 2),
+            cell(&group.values(|s| s.test.kl), 2),
+            cell(&group.values(|s| s.epochs.map(|e| e as f64)), 0),
+            cell(&group.values(|s| s.train_seconds), 0),
+            cell(&group.values(|s| s.cpu_seconds), 0)
         ));
         csv.push_str(&format!(
             "{label},\"{}\",{},{},{nll_mean},{},{samples},{},{},{},{},{}\n",
-            group.text("/flow"),
-            group.text("/parameters"),
+            group.text(|s| s.flow.clone()),
+            group.text(parameters),
             group.runs.len(),
             nll_std.unwrap_or(0.0),
-            mean_std(&group.values("/test/neg_elbo")).0,
-            mean_std(&group.values("/test/kl")).0,
-            mean_std(&group.values("/epochs")).0,
-            mean_std(&group.values("/train_seconds")).0,
-            mean_std(&group.values("/cpu_seconds")).0,
+            mean_std(&group.values(|s| s.test.neg_elbo)).0,
+            mean_std(&group.values(|s| s.test.kl)).0,
+            mean_std(&group.values(|s| s.epochs.map(|e| e as f64))).0,
+            mean_std(&group.values(|s| s.train_seconds)).0,
+            mean_std(&group.values(|s| s.cpu_seconds)).0,
         ));
         bars.push((label.clone(), nll_mean, nll_std));
     }
@@ -259,7 +252,11 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
     let series: Vec<Series> = runs
         .iter()
         .map(|r| Series {
-            name: format!("{} (seed {})", r.label, r.summary["seed"]),
+            name: format!(
+                "{} (seed {})",
+                r.label,
+                r.summary.seed().map_or("?".into(), |s| s.to_string())
+            ),
             points: r.val_curve.clone(),
         })
         .collect();
@@ -289,7 +286,11 @@ mod tests {
         RunRecord {
             dir: PathBuf::from(format!("{label}-{seed}")),
             label: label.into(),
-            summary: serde_json::json!({"seed": seed, "test": {"nll": nll, "nll_samples": 10}}),
+            summary: RunSummary::parse(
+                Path::new("summary.json"),
+                &format!(r#"{{"experiment": "e", "model": "{label}", "seed": {seed}, "test": {{"nll": {nll}, "nll_samples": 10}}}}"#),
+            )
+            .unwrap(),
             val_curve: vec![(1.0, nll)],
             group_key: label.into(),
         }

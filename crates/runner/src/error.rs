@@ -20,15 +20,6 @@ pub enum RunnerError {
         message: String,
         source: std::io::Error,
     },
-    /// The run folder exists already (runs are never overwritten unless asked).
-    #[error("{}: the run folder exists already; choose another --run-id or pass --force", .0.display())]
-    RunExists(PathBuf),
-    /// `--force` was asked to replace a folder that is not a flowvae run folder.
-    #[error("{}: not a flowvae run folder (no config.yaml, or a link); --force replaces only run folders, so nothing was deleted", .0.display())]
-    NotARun(PathBuf),
-    /// Another process holds the run folder.
-    #[error("{}: locked by another flowvae process ({holder}); remove the lock file only if that process is gone", path.display())]
-    Locked { path: PathBuf, holder: String },
     /// Training produced a non-finite value.
     #[error("non-finite {what}")]
     NonFinite {
@@ -38,6 +29,8 @@ pub enum RunnerError {
     },
     #[error(transparent)]
     Flow(#[from] flowvae_flows::FlowError),
+    #[error(transparent)]
+    Train(#[from] flowvae_train::TrainError),
     #[error(transparent)]
     Nn(#[from] flowvae_nn::NnError),
     #[error(transparent)]

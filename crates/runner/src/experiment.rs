@@ -9,10 +9,10 @@ use flowvae_flows::MAX_WIDTH;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunnerError};
-use crate::optim::OptimizerConfig;
 use crate::overrides::{apply, Override};
 use crate::vae_config::ExperimentVae;
 use crate::yaml;
+use flowvae_train::OptimizerConfig;
 
 /// What a 2-D experiment fits its flow to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -223,7 +223,7 @@ fn config_error(path: &Path, text: &str, field: &str, message: String) -> Runner
 }
 
 fn check_folder_name(path: &Path, text: &str, field: &str, name: &str) -> Result<()> {
-    match crate::run_dir::plain_name_problem(name) {
+    match flowvae_train::plain_name_problem(name) {
         Some(message) => Err(config_error(path, text, field, message)),
         None => Ok(()),
     }

@@ -22,10 +22,10 @@ use flowvae_vae::{repeat_rows, EncoderOutput};
 use serde::Serialize;
 
 use crate::error::{Result, RunnerError};
-use crate::optim::{Optimizer, OptimizerConfig};
 use crate::vae_data::{load_splits, split_by_name, BatchMaker};
 use crate::vae_eval::load_run;
-use crate::values::Positive;
+use flowvae_train::Positive;
+use flowvae_train::{Optimizer, OptimizerConfig};
 
 /// How the gaps are measured.
 #[derive(Debug, Clone)]

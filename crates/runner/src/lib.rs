@@ -7,23 +7,15 @@
 
 pub mod bench;
 pub mod check;
-pub mod checkpoint;
 pub mod compare;
-pub mod cpu_time;
 pub mod error;
 pub mod experiment;
-pub mod faults;
 pub mod inference_gap;
 pub mod labels;
 pub mod memory;
-pub mod metrics;
-mod names;
-pub mod nan_guard;
-pub mod optim;
 pub mod overrides;
-pub mod progress;
-pub mod run_dir;
 pub mod slurm;
+mod summary;
 pub mod sweep;
 pub mod threads;
 pub mod transform;
@@ -32,25 +24,15 @@ pub mod vae_config;
 pub mod vae_data;
 pub mod vae_eval;
 pub mod vae_train;
-pub mod values;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{Result, RunnerError};
 pub use experiment::Experiment;
-pub use run_dir::RunDir;
-
-/// Crate versions recorded in every summary, with the git revision the binary was built
-/// from (`+dirty` when the tree had uncommitted changes; null when built outside a checkout).
-pub fn versions() -> serde_json::Value {
-    let revision = Some(env!("FLOWVAE_BUILD_REVISION")).filter(|r| !r.is_empty());
-    serde_json::json!({
-        "flowvae": env!("CARGO_PKG_VERSION"),
-        "candle-core": "0.11",
-        "git": revision,
-    })
-}
+use flowvae_train::write_atomic;
+pub use flowvae_train::RunDir;
+pub use summary::{ComparisonSummary, RunSummary, TestMetrics, TwoDSummary, VaeSummary, Versions};
 
 /// Where and how a run is written.
 #[derive(Debug, Clone, Default)]
@@ -83,7 +65,7 @@ pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Res
         options.run_id.as_deref(),
         options.force,
     )?;
-    run_dir::write_atomic(&run.file("config.yaml")?, experiment.to_yaml().as_bytes())?;
+    write_atomic(&run.file("config.yaml")?, experiment.to_yaml().as_bytes())?;
     tracing::info!("run folder {}", run.path().display());
     run.log_failure(run_in(&experiment, &run, device, false))?;
     Ok(run.path().to_path_buf())
@@ -145,21 +127,20 @@ fn run_variants(
             run.child(&name)?
         };
         let text = Experiment::Vae(single.clone()).to_yaml();
-        run_dir::write_atomic(&child.file("config.yaml")?, text.as_bytes())?;
+        write_atomic(&child.file("config.yaml")?, text.as_bytes())?;
         child.log_failure(vae_eval::run_vae(&single, &name, &child, device, resume))?;
         records.push(compare::load_record(child.path())?);
     }
     let baseline = exp.variants.first().map(|v| v.name.as_str());
     let table = compare::compare(&records, run.path(), baseline)?;
     println!("{table}");
-    let summary = serde_json::json!({
-        "experiment": exp.name,
-        "models": exp.variants.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
-        "comparison": "comparison.md",
-        "versions": versions(),
-    });
-    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    run_dir::write_atomic(&run.path().join("summary.json"), text.as_bytes())?;
+    RunSummary::Comparison(ComparisonSummary {
+        comparison: "comparison.md".into(),
+        experiment: exp.name.clone(),
+        models: exp.variants.iter().map(|v| v.name.clone()).collect(),
+        versions: Some(Versions::current()),
+    })
+    .write(run.path())?;
     Ok(())
 }
 
@@ -178,38 +159,32 @@ pub fn default_device() -> Result<Device> {
 
 /// One line that sums up a finished run, read from its `summary.json`.
 pub fn summary_line(run: &Path) -> String {
-    let summary = std::fs::read_to_string(run.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-    let Some(s) = summary else {
-        return format!("done: {}", run.display());
-    };
-    let test = &s["test"];
-    if let Some(nll) = test["nll"].as_f64() {
-        return format!(
-            "done: {}: test NLL {nll:.3} nats (S = {}, {}), test -ELBO {:.3}, KL {:.3}, {} epochs in {:.0}s",
-            run.display(),
-            test["nll_samples"],
-            s["data"].as_str().unwrap_or("?"),
-            test["neg_elbo"].as_f64().unwrap_or(f64::NAN),
-            test["kl"].as_f64().unwrap_or(f64::NAN),
-            s["epochs"],
-            s["train_seconds"].as_f64().unwrap_or(f64::NAN) + s["eval_seconds"].as_f64().unwrap_or(0.0),
-        );
+    let shown = run.display();
+    match RunSummary::read(run) {
+        Ok(RunSummary::Vae(s)) => {
+            let test = &s.test;
+            let or_nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+            let seconds = or_nan(s.train_seconds) + s.eval_seconds.unwrap_or(0.0);
+            format!(
+                "done: {shown}: test NLL {:.3} nats (S = {}, {}), test -ELBO {:.3}, KL {:.3}, {} epochs in {seconds:.0}s",
+                test.nll,
+                test.nll_samples,
+                s.data,
+                or_nan(test.neg_elbo),
+                or_nan(test.kl),
+                s.epochs.map_or("?".into(), |e| e.to_string()),
+            )
+        }
+        Ok(RunSummary::Comparison(_)) => {
+            format!("done: {shown}: comparison in {shown}/comparison.md")
+        }
+        Ok(RunSummary::TwoD(s)) => format!(
+            "done: {shown} in {:.1}s; final {}",
+            s.wall_seconds,
+            serde_json::to_string(&s.final_metrics).unwrap_or_default()
+        ),
+        Err(_) => format!("done: {shown}"),
     }
-    if s["comparison"].is_string() {
-        return format!(
-            "done: {}: comparison in {}/comparison.md",
-            run.display(),
-            run.display()
-        );
-    }
-    format!(
-        "done: {} in {:.1}s; final {}",
-        run.display(),
-        s["wall_seconds"].as_f64().unwrap_or(f64::NAN),
-        s["final"]
-    )
 }
 
 #[cfg(test)]
@@ -225,7 +200,7 @@ mod version_tests {
             return; // built outside a git checkout: nothing to compare with
         };
         let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
-        let recorded = super::versions()["git"].as_str().unwrap_or("").to_string();
+        let recorded = super::Versions::current().git.unwrap_or_default();
         assert_eq!(recorded.trim_end_matches("+dirty"), head);
     }
 }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, RunnerError};
-use crate::run_dir::write_atomic;
 use crate::sweep::prepare;
+use flowvae_train::write_atomic;
 
 /// What each array task asks Slurm for. The task's `FLOWVAE_THREADS` follows
 /// `--cpus-per-task`, so a task uses the cores it was given and no more.

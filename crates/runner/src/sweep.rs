@@ -13,8 +13,8 @@ use crate::compare;
 use crate::error::{Result, RunnerError};
 use crate::experiment::Experiment;
 use crate::overrides::Override;
-use crate::run_dir::{timestamp_id, write_atomic, RunDir};
 use crate::{yaml, Device};
+use flowvae_train::{timestamp_id, write_atomic, RunDir};
 
 fn default_seeds() -> Vec<u64> {
     vec![0]
@@ -55,7 +55,7 @@ impl SweepConfig {
     /// Reads and validates a sweep file (the base experiment is checked too).
     pub fn load(path: &Path) -> Result<Self> {
         let config: SweepConfig = yaml::load(path)?;
-        if let Some(problem) = crate::run_dir::plain_name_problem(&config.name) {
+        if let Some(problem) = flowvae_train::plain_name_problem(&config.name) {
             return Err(RunnerError::Config {
                 file: path.into(),
                 location: None,

@@ -11,9 +11,9 @@ use flowvae_nn::{seeded, standard_normal};
 
 use crate::error::{Result, RunnerError};
 use crate::experiment::{Experiment, Target2d};
-use crate::run_dir::write_atomic;
 use crate::vae_data::{load_splits, split_by_name};
 use crate::vae_eval::load_run;
+use flowvae_train::write_atomic;
 
 /// Which rows to transform.
 #[derive(Debug, Clone)]

@@ -15,11 +15,12 @@ use serde_json::json;
 
 use crate::error::{Result, RunnerError};
 use crate::experiment::{Experiment2d, Target2d};
-use crate::metrics::MetricsWriter;
-use crate::optim::Optimizer;
-use crate::progress::Progress;
-use crate::run_dir::{write_atomic, RunDir};
+use crate::summary::{RunSummary, TwoDSummary, Versions};
 use flowvae_plot::{density_side_by_side, line_chart, scatter, Grid2d, Series};
+use flowvae_train::MetricsWriter;
+use flowvae_train::Optimizer;
+use flowvae_train::Progress;
+use flowvae_train::{write_atomic, RunDir};
 
 /// Points evaluated per chunk when a density is drawn on a grid.
 const GRID_CHUNK: usize = 8192;
@@ -161,7 +162,7 @@ fn density_loss(model: &Model, x: &Tensor) -> Result<StepLoss> {
 }
 
 /// Trains and reports a 2-D experiment into `run`; returns the summary written.
-pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<serde_json::Value> {
+pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<TwoDSummary> {
     let started = Instant::now();
     let model = build_model(exp, device)?;
     if matches!(exp.target, Target2d::Samples(_)) && !model.stack().is_invertible() {
@@ -239,20 +240,25 @@ pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<serde
     write_atomic(&checkpoint, &model.store.to_safetensors_bytes()?)?;
     let report = report_2d(exp, &model, run, device, &mut noise, test_set.as_ref())?;
     plot_curve(exp, run, curve)?;
-    let summary = json!({
-        "experiment": exp.name,
-        "seed": exp.seed,
-        "flow": model.stack().name(),
-        "parameters": model.store.num_scalars(),
-        "steps": steps,
-        "train_seconds": train_seconds,
-        "wall_seconds": started.elapsed().as_secs_f64(),
-        "threads": crate::threads::workers(),
-        "final": report,
-        "versions": crate::versions(),
-    });
-    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    write_atomic(&run.file("summary.json")?, text.as_bytes())?;
+    let summary = TwoDSummary {
+        experiment: exp.name.clone(),
+        final_metrics: report
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        flow: model.stack().name(),
+        parameters: model.store.num_scalars(),
+        seed: exp.seed,
+        steps,
+        threads: Some(crate::threads::workers()),
+        train_seconds,
+        versions: Some(Versions::current()),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        other: Default::default(),
+    };
+    RunSummary::TwoD(summary.clone()).write(run.path())?;
     Ok(summary)
 }
 

@@ -9,7 +9,8 @@ use flowvae_flows::FlowSpec;
 use flowvae_vae::{Bound, ModelConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::optim::OptimizerConfig;
+pub use flowvae_train::NanPolicy;
+use flowvae_train::OptimizerConfig;
 
 const fn nz(n: usize) -> NonZeroUsize {
     match NonZeroUsize::new(n) {
@@ -128,21 +129,6 @@ pub struct TrainVae {
     /// What to do when a loss or gradient is not finite.
     #[serde(default)]
     pub nan_policy: NanPolicy,
-}
-
-/// The reaction to a non-finite loss or gradient. Every case is logged with the epoch, the
-/// batch and the term or parameter; the last good checkpoint is never touched.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum NanPolicy {
-    /// Stop the run with an error.
-    #[default]
-    Stop,
-    /// Skip the update of the offending batch, at most `max` times in the run.
-    Skip { max: usize },
-    /// Go back to the last checkpoint, multiply the learning rate by `lr_factor`, and redo
-    /// the epoch; at most `max` times in the run.
-    Rollback { lr_factor: f64, max: usize },
 }
 
 impl Default for TrainVae {

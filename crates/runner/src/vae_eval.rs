@@ -9,18 +9,18 @@ use flowvae_data::Dataset;
 use flowvae_flows::ParamStore;
 use flowvae_nn::{seeded, standard_normal};
 use flowvae_vae::{log_likelihood, FlowVae};
-use serde_json::json;
 
-use crate::cpu_time::process_cpu_seconds;
 use crate::error::{Result, RunnerError};
 use crate::experiment::Experiment;
-use crate::metrics::read_metrics;
-use crate::progress::Progress;
-use crate::run_dir::{write_atomic, RunDir};
+use crate::summary::{RunSummary, TestMetrics, VaeSummary, Versions};
 use crate::vae_config::ExperimentVae;
 use crate::vae_data::{describe, load_splits, BatchMaker};
 use crate::vae_train::{build_model, evaluate_elbo, train};
 use flowvae_plot::{image_grid, line_chart, Series};
+use flowvae_train::process_cpu_seconds;
+use flowvae_train::read_metrics;
+use flowvae_train::Progress;
+use flowvae_train::RunDir;
 
 /// Mean test NLL `−log p(x)` in nats with `S` importance samples per image.
 pub fn test_nll(
@@ -64,7 +64,7 @@ pub fn run_vae(
     run: &RunDir,
     device: &Device,
     resume: bool,
-) -> Result<serde_json::Value> {
+) -> Result<VaeSummary> {
     run.log(&format!("start {model}: flow {}", flow_label(exp)));
     let cpu_at_start = process_cpu_seconds();
     let trained = train(exp, run, device, resume)?;
@@ -81,42 +81,39 @@ pub fn run_vae(
     let nll = test_nll(&trained.model, &trained.splits.test, exp, samples, device)?;
     let eval_seconds = eval_started.elapsed().as_secs_f64();
     plot_run(exp, &trained.model, &trained.splits.test, run, device)?;
-    let summary = json!({
-        "experiment": exp.name,
-        "model": model,
-        "seed": exp.seed,
-        "data": describe(&exp.data),
-        "flow": flow_label(exp),
-        "objective": format!("{:?}, K = {}", exp.objective.bound, exp.objective.samples),
-        "parameters": trained.store.num_scalars(),
-        "best_epoch": trained.best_epoch,
-        "epochs": trained.epochs_run,
-        "train_seconds": trained.train_seconds,
-        "eval_seconds": eval_seconds,
+    let summary = VaeSummary {
+        best_epoch: Some(trained.best_epoch),
         // A resumed run counts only the CPU time spent since resuming.
-        "cpu_seconds": cpu_at_start.zip(process_cpu_seconds()).map(|(a, b)| b - a),
-        "threads": crate::threads::workers(),
-        "test": {
-            "nll": nll,
-            "nll_samples": samples,
-            "neg_elbo": test.neg_elbo,
-            "recon": test.recon,
-            "kl": test.kl,
-            "images": trained.splits.test.n,
+        cpu_seconds: cpu_at_start.zip(process_cpu_seconds()).map(|(a, b)| b - a),
+        data: describe(&exp.data),
+        epochs: Some(trained.epochs_run),
+        eval_seconds: Some(eval_seconds),
+        experiment: exp.name.clone(),
+        flow: flow_label(exp),
+        model: model.to_string(),
+        objective: format!("{:?}, K = {}", exp.objective.bound, exp.objective.samples),
+        parameters: Some(trained.store.num_scalars()),
+        seed: exp.seed,
+        test: TestMetrics {
+            images: Some(trained.splits.test.n),
+            kl: Some(test.kl),
+            neg_elbo: Some(test.neg_elbo),
+            nll,
+            nll_samples: samples,
+            recon: Some(test.recon),
+            other: Default::default(),
         },
-        "versions": crate::versions(),
-    });
-    write_summary(run.path(), &summary)?;
+        threads: Some(crate::threads::workers()),
+        train_seconds: Some(trained.train_seconds),
+        versions: Some(Versions::current()),
+        other: Default::default(),
+    };
+    RunSummary::Vae(summary.clone()).write(run.path())?;
     run.log(&format!(
         "done {model}: test NLL {nll:.4} (S = {samples}), test -ELBO {:.4}",
         test.neg_elbo
     ));
     Ok(summary)
-}
-
-fn write_summary(dir: &Path, summary: &serde_json::Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(summary).unwrap_or_default();
-    write_atomic(&dir.join("summary.json"), text.as_bytes())
 }
 
 /// `planar(k=8) + affine_coupling(k=4)`, or `none` for a plain VAE.
@@ -252,15 +249,17 @@ pub fn eval_run(dir: &Path, samples: Option<usize>, device: &Device) -> Result<(
             step: 0,
         });
     }
-    let path = run.path().join("summary.json");
-    let mut summary: serde_json::Value = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| json!({}));
-    summary["test"]["nll"] = json!(nll);
-    summary["test"]["nll_samples"] = json!(s);
-    summary["data"] = json!(describe(&loaded.exp.data));
-    write_summary(run.path(), &summary)?;
+    let RunSummary::Vae(mut summary) = RunSummary::read(run.path())? else {
+        return Err(RunnerError::Config {
+            file: run.path().join("summary.json"),
+            location: None,
+            message: "not the summary of a trained Flow-VAE".into(),
+        });
+    };
+    summary.test.nll = nll;
+    summary.test.nll_samples = s;
+    summary.data = describe(&loaded.exp.data);
+    RunSummary::Vae(summary).write(run.path())?;
     Ok((nll, s))
 }
 

@@ -11,16 +11,15 @@ use flowvae_nn::backward_with_sink;
 use flowvae_nn::{seeded, standard_normal};
 use flowvae_vae::{bound_terms, warmup_beta, Bound, FlowVae};
 
-use crate::checkpoint::{self, LoopState};
 use crate::error::{Result, RunnerError};
-use crate::faults;
-use crate::metrics::MetricsWriter;
-use crate::nan_guard::{non_finite_parameter, non_finite_term, NanGuard, Reaction};
-use crate::optim::Optimizer;
-use crate::progress::Progress;
-use crate::run_dir::{write_atomic, RunDir};
 use crate::vae_config::ExperimentVae;
 use crate::vae_data::{load_splits, BatchMaker};
+use flowvae_train::MetricsWriter;
+use flowvae_train::Progress;
+use flowvae_train::{load_checkpoint, save_checkpoint, LoopState};
+use flowvae_train::{non_finite_parameter, non_finite_term, NanGuard, Reaction};
+use flowvae_train::{write_atomic, RunDir};
+use flowvae_train::{Optimizer, TrainError};
 
 /// Columns of a Flow-VAE's `metrics.csv`; all but `time_s` repeat exactly for a seed.
 pub const METRICS: [&str; 9] = [
@@ -141,12 +140,12 @@ fn resumed_start(
     input_dim: usize,
     device: &Device,
 ) -> Result<Start> {
-    let ck = checkpoint::load(path, device)?;
+    let ck = load_checkpoint(path, device)?;
     let store = ParamStore::from_tensors(ck.params.clone(), DType::F32)?;
     let model = build_model(exp, &store, input_dim, device)?;
     store.check_complete(&path.display().to_string())?;
-    let mut optimizer =
-        NanGuard::new(&exp.train.nan_policy, ck.state.lr_scale).optimizer(store.vars(), exp)?;
+    let mut optimizer = NanGuard::new(&exp.train.nan_policy, ck.state.lr_scale)
+        .optimizer(store.vars(), &exp.optimizer)?;
     ck.restore_optimizer(&mut optimizer, &store, path)?;
     tracing::info!(
         "resuming {} after epoch {}",
@@ -261,7 +260,7 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
                 device,
             )?;
             let mut terms = bound_terms(&model, &x, &eps, exp.objective.bound, samples, beta)?;
-            if faults::nan_at(epoch, step) {
+            if flowvae_train::fault_nan_at(epoch, step) {
                 terms.reconstruction = (&terms.reconstruction * f64::NAN)?;
                 terms.objective = (&terms.objective + &terms.reconstruction)?;
             }
@@ -275,7 +274,7 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
             // Created after the first forward so data-dependent initialisations exist.
             let opt = match optimizer.as_mut() {
                 Some(o) => o,
-                None => optimizer.insert(guard.optimizer(store.vars(), exp)?),
+                None => optimizer.insert(guard.optimizer(store.vars(), &exp.optimizer)?),
             };
             let fault = match fault {
                 Some(f) => Some(f),
@@ -283,11 +282,11 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
                     let grads = backward_with_sink(&loss)?;
                     match opt.step(&grads) {
                         Ok(()) => None,
-                        Err(RunnerError::NonFinite { .. }) => Some(format!(
+                        Err(TrainError::NonFinite { .. }) => Some(format!(
                             "gradient of {}",
                             non_finite_parameter(&store, &grads)?
                         )),
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(e.into()),
                     }
                 }
             };
@@ -306,11 +305,11 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
             totals.kl += sum_f64(&terms.kl)?;
         }
         if rollback {
-            let ck = checkpoint::load(&last_path, device)?;
+            let ck = load_checkpoint(&last_path, device)?;
             for (name, var) in store.named_vars() {
                 var.set(&ck.params[&name])?;
             }
-            let mut opt = guard.optimizer(store.vars(), exp)?;
+            let mut opt = guard.optimizer(store.vars(), &exp.optimizer)?;
             ck.restore_optimizer(&mut opt, &store, &last_path)?;
             optimizer = Some(opt);
             epoch = ck.state.epochs_done;
@@ -343,7 +342,7 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
             elapsed: clock(&started),
             lr_scale: guard.lr_scale,
         };
-        checkpoint::save(
+        save_checkpoint(
             &last_path,
             &store,
             optimizer.as_ref(),

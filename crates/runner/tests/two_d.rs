@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use flowvae_runner::check::{check_file, CheckOptions};
-use flowvae_runner::metrics::read_metrics;
 use flowvae_runner::{run_experiment, Device, RunOptions, RunnerError};
+use flowvae_train::{read_metrics, TrainError};
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
@@ -160,7 +160,10 @@ fn an_energy_run_writes_its_folder_and_repeats_exactly() {
     assert_eq!(strip(rows_a), strip(rows_b), "same seed, different metrics");
     // A run id that exists is refused and its files are kept.
     let again = run_experiment(&exp, &options(dir.path(), "a"), &Device::Cpu).unwrap_err();
-    assert!(matches!(again, RunnerError::RunExists(_)), "{again}");
+    assert!(
+        matches!(again, RunnerError::Train(TrainError::RunExists(_))),
+        "{again}"
+    );
     assert!(a.join("metrics.csv").is_file());
 }
 

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use flowvae_runner::compare::{compare, find_runs, load_record};
-use flowvae_runner::metrics::read_metrics;
 use flowvae_runner::vae_eval::{eval_run, sample_run};
 use flowvae_runner::{run_experiment, Device, RunOptions};
+use flowvae_train::read_metrics;
 
 fn experiment(dir: &Path, name: &str, flow: &str, extra: &str) -> PathBuf {
     let text = format!(

@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use flowvae_flows::ParamStore;
 use flowvae_nn::{parse_checked, serialize_checked};
 
-use crate::error::{Result, RunnerError};
+use crate::error::{Result, TrainError};
 use crate::optim::Optimizer;
 use crate::run_dir::write_atomic;
 
@@ -25,8 +25,11 @@ const SECOND: &str = "optimizer.second.";
 pub struct LoopState {
     /// Epochs completed; training resumes at this epoch.
     pub epochs_done: usize,
+    /// Optimizer steps taken (the bias correction of Adam depends on it).
     pub optimizer_steps: usize,
+    /// Best validation loss so far (early stopping).
     pub best_val: f64,
+    /// Epoch of the best validation loss.
     pub best_epoch: usize,
     /// Training wall time so far, seconds.
     pub elapsed: f64,
@@ -37,9 +40,13 @@ pub struct LoopState {
 /// A checkpoint read back.
 #[derive(Debug)]
 pub struct Checkpoint {
+    /// The model's parameters by name.
     pub params: BTreeMap<String, Tensor>,
+    /// The optimizer's first moments by parameter name.
     pub first: BTreeMap<String, Tensor>,
+    /// The optimizer's second moments (or infinity norms) by parameter name.
     pub second: BTreeMap<String, Tensor>,
+    /// Where the loop stood.
     pub state: LoopState,
     /// The rows of `metrics.csv` up to this checkpoint, one per line (no header).
     pub metrics: String,
@@ -75,9 +82,8 @@ pub fn save(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let bytes = serialize_checked(&tensors, metadata).map_err(|e| RunnerError::Config {
+    let bytes = serialize_checked(&tensors, metadata).map_err(|e| TrainError::File {
         file: path.to_path_buf(),
-        location: None,
         message: format!("cannot serialise the checkpoint: {e}"),
     })?;
     write_atomic(path, &bytes)
@@ -86,13 +92,12 @@ pub fn save(
 /// Reads a checkpoint written by [`save`], verifying its format and checksum (which covers
 /// the loop state as well as the tensors).
 pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
-    let bad = |message: String| RunnerError::Config {
+    let bad = |message: String| TrainError::File {
         file: path.to_path_buf(),
-        location: None,
         message,
     };
     let bytes =
-        std::fs::read(path).map_err(|e| RunnerError::io(path, "cannot read the checkpoint", e))?;
+        std::fs::read(path).map_err(|e| TrainError::io(path, "cannot read the checkpoint", e))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
     let format = header.metadata().as_ref().and_then(|m| m.get("format"));
@@ -206,9 +211,8 @@ impl Checkpoint {
             names
                 .iter()
                 .map(|n| {
-                    map.get(n).cloned().ok_or_else(|| RunnerError::Config {
+                    map.get(n).cloned().ok_or_else(|| TrainError::File {
                         file: path.to_path_buf(),
-                        location: None,
                         message: format!("no optimizer state for `{n}`"),
                     })
                 })

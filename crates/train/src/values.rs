@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 pub struct Positive(f64);
 
 impl Positive {
-    /// The value; panics only if built from a non-positive constant in code.
+    /// A constant known in code to be positive (not checked: for defaults only).
     pub const fn new_const(v: f64) -> Self {
         Self(v)
     }
+    /// The value.
     pub fn get(self) -> f64 {
         self.0
     }
@@ -41,9 +42,11 @@ impl From<Positive> for f64 {
 pub struct UnitInterval(f64);
 
 impl UnitInterval {
+    /// A constant known in code to lie in [0, 1) (not checked: for defaults only).
     pub const fn new_const(v: f64) -> Self {
         Self(v)
     }
+    /// The value.
     pub fn get(self) -> f64 {
         self.0
     }

@@ -5,7 +5,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, RunnerError};
+use crate::error::{Result, TrainError};
 use crate::values::{Positive, UnitInterval};
 
 mod kernels;
@@ -15,6 +15,7 @@ use kernels::{Moment, MomentUpdate, ParamUpdate};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OptimizerKind {
+    /// Adam (Kingma & Ba, 2015).
     #[default]
     Adam,
     /// Adam with the infinity norm (Kingma & Ba, §7.1), as in the Sylvester-flows protocol.
@@ -38,14 +39,19 @@ fn default_eps() -> Positive {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerConfig {
+    /// Adam or Adamax.
     #[serde(default)]
     pub kind: OptimizerKind,
+    /// Learning rate.
     #[serde(default = "default_lr")]
     pub lr: Positive,
+    /// Decay of the first moment.
     #[serde(default = "default_beta1")]
     pub beta1: UnitInterval,
+    /// Decay of the second moment (or infinity norm).
     #[serde(default = "default_beta2")]
     pub beta2: UnitInterval,
+    /// Added to the denominator for stability.
     #[serde(default = "default_eps")]
     pub eps: Positive,
     /// Decoupled weight decay (AdamW); 0 by default.
@@ -147,7 +153,7 @@ impl Optimizer {
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         let norm = self.grad_norm(grads)?;
         if !norm.is_finite() {
-            return Err(RunnerError::NonFinite {
+            return Err(TrainError::NonFinite {
                 what: "gradient".into(),
                 step: self.step,
             });

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Result, RunnerError};
+use crate::error::{Result, TrainError};
 
 /// A CSV file with a fixed header; each row is flushed so a crash loses no logged row. The
 /// rows are also kept in memory ([`MetricsWriter::rows_text`]) so that checkpoints carry them
@@ -20,7 +20,7 @@ pub struct MetricsWriter {
 impl MetricsWriter {
     /// Creates `path` with the given header.
     pub fn create(path: &Path, columns: &[&str]) -> Result<Self> {
-        let file = File::create(path).map_err(|e| RunnerError::io(path, "cannot create", e))?;
+        let file = File::create(path).map_err(|e| TrainError::io(path, "cannot create", e))?;
         let mut writer = Self {
             path: path.to_path_buf(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
@@ -52,7 +52,7 @@ impl MetricsWriter {
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
-            .map_err(|e| RunnerError::io(path, "cannot reopen", e))?;
+            .map_err(|e| TrainError::io(path, "cannot reopen", e))?;
         let writer = Self {
             path: path.to_path_buf(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
@@ -80,7 +80,7 @@ impl MetricsWriter {
     fn write_line(&mut self, line: &str) -> Result<()> {
         writeln!(self.out, "{line}")
             .and_then(|_| self.out.flush())
-            .map_err(|e| RunnerError::io(&self.path, "cannot write metrics", e))
+            .map_err(|e| TrainError::io(&self.path, "cannot write metrics", e))
     }
 
     /// Appends a row; values are written with full precision so reruns compare exactly.
@@ -96,8 +96,7 @@ impl MetricsWriter {
 
 /// Reads a metrics file back: header and rows of numbers.
 pub fn read_metrics(path: &Path) -> Result<(Vec<String>, Vec<Vec<f64>>)> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| RunnerError::io(path, "cannot read", e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, "cannot read", e))?;
     let mut lines = text.lines();
     let header: Vec<String> = lines
         .next()

@@ -6,15 +6,38 @@ use candle_core::{DType, Tensor, Var};
 use flowvae_flows::ParamStore;
 use flowvae_vae::BoundTerms;
 
-use crate::error::{Result, RunnerError};
-use crate::optim::Optimizer;
+use crate::error::{Result, TrainError};
+use crate::optim::{Optimizer, OptimizerConfig};
 use crate::run_dir::RunDir;
-use crate::vae_config::{ExperimentVae, NanPolicy};
 use crate::values::Positive;
+use serde::{Deserialize, Serialize};
 
 fn is_finite(t: &Tensor) -> Result<bool> {
     let total: f64 = t.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar()?;
     Ok(total.is_finite())
+}
+
+/// The reaction to a non-finite loss or gradient. Every case is logged with the epoch, the
+/// batch and the term or parameter; the last good checkpoint is never touched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum NanPolicy {
+    /// Stop the run with an error.
+    #[default]
+    Stop,
+    /// Skip the update of the offending batch, at most `max` times in the run.
+    Skip {
+        /// Most batches skipped in the run.
+        max: usize,
+    },
+    /// Go back to the last checkpoint, multiply the learning rate by `lr_factor`, and redo
+    /// the epoch; at most `max` times in the run.
+    Rollback {
+        /// Factor on the learning rate at each rollback, in (0, 1].
+        lr_factor: f64,
+        /// Most rollbacks in the run.
+        max: usize,
+    },
 }
 
 /// Which term of the bound is not finite: `reconstruction`, `KL` or the objective itself.
@@ -43,7 +66,9 @@ pub fn non_finite_parameter(store: &ParamStore, grads: &GradStore) -> Result<Str
 /// What the loop does after a non-finite value that the policy tolerates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reaction {
+    /// Skip this batch's update.
     Skip,
+    /// Restore the last checkpoint and redo the epoch at a lower rate.
     Rollback,
 }
 
@@ -57,6 +82,7 @@ pub struct NanGuard {
 }
 
 impl NanGuard {
+    /// A guard applying `policy`, with the learning-rate factor of earlier rollbacks.
     pub fn new(policy: &NanPolicy, lr_scale: f64) -> Self {
         Self {
             policy: policy.clone(),
@@ -66,10 +92,10 @@ impl NanGuard {
     }
 
     /// An optimizer at the current learning rate.
-    pub fn optimizer(&self, vars: Vec<Var>, exp: &ExperimentVae) -> Result<Optimizer> {
-        let mut config = exp.optimizer.clone();
+    pub fn optimizer(&self, vars: Vec<Var>, config: &OptimizerConfig) -> Result<Optimizer> {
+        let mut config = config.clone();
         let lr = config.lr.get() * self.lr_scale;
-        config.lr = Positive::try_from(lr).map_err(|message| RunnerError::NonFinite {
+        config.lr = Positive::try_from(lr).map_err(|message| TrainError::NonFinite {
             what: format!("learning rate after rollbacks: {message}"),
             step: 0,
         })?;
@@ -81,7 +107,7 @@ impl NanGuard {
         self.incidents += 1;
         let stop = |detail: &str| {
             run.log(&format!("{what}: {detail}"));
-            Err(RunnerError::NonFinite {
+            Err(TrainError::NonFinite {
                 what: format!(
                     "{what}; {detail}; checkpoints/last.safetensors is the last good state"
                 ),

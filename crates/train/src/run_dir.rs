@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::error::{Result, RunnerError};
-pub use crate::names::{check_plain_name, is_run_folder, plain_name_problem, MAX_NAME_BYTES};
+use crate::error::{Result, TrainError};
+use crate::names::{check_plain_name, is_run_folder};
 
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a part:
 /// a temporary file in the same folder, fsync, rename, fsync of the folder.
@@ -34,7 +34,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     result.map_err(|e: std::io::Error| {
         let _ = fs::remove_file(&tmp);
-        RunnerError::io(path, "cannot write the file", e)
+        TrainError::io(path, "cannot write the file", e)
     })
 }
 
@@ -90,16 +90,16 @@ impl RunDir {
         }
         let parent = root.join(experiment);
         fs::create_dir_all(&parent)
-            .map_err(|e| RunnerError::io(&parent, "cannot create the results folder", e))?;
+            .map_err(|e| TrainError::io(&parent, "cannot create the results folder", e))?;
         let path = match run_id {
             Some(id) => {
                 let path = parent.join(id);
                 if fs::symlink_metadata(&path).is_ok() {
                     if !force {
-                        return Err(RunnerError::RunExists(path));
+                        return Err(TrainError::RunExists(path));
                     }
                     if !is_run_folder(&path) {
-                        return Err(RunnerError::NotARun(path));
+                        return Err(TrainError::NotARun(path));
                     }
                     Self::acquire(&path)?.remove_contents()?;
                 }
@@ -120,9 +120,9 @@ impl RunDir {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && force => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(RunnerError::RunExists(path))
+                return Err(TrainError::RunExists(path))
             }
-            Err(e) => return Err(RunnerError::io(&path, "cannot create the run folder", e)),
+            Err(e) => return Err(TrainError::io(&path, "cannot create the run folder", e)),
         }
         Self::acquire(&path)
     }
@@ -131,9 +131,8 @@ impl RunDir {
     /// the temporary files of writes that a killed process left behind.
     pub fn open(path: &Path) -> Result<Self> {
         if !path.is_dir() {
-            return Err(RunnerError::Config {
+            return Err(TrainError::File {
                 file: path.to_path_buf(),
-                location: None,
                 message: "no such run folder".into(),
             });
         }
@@ -169,7 +168,10 @@ impl RunDir {
     }
 
     /// Writes a failure to `run.log` too, so that the folder explains why it stopped.
-    pub fn log_failure<T>(&self, result: Result<T>) -> Result<T> {
+    pub fn log_failure<T, E: std::error::Error>(
+        &self,
+        result: std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         if let Err(err) = &result {
             let mut text = err.to_string();
             let mut source = std::error::Error::source(err);
@@ -202,14 +204,14 @@ impl RunDir {
                             let _ = fs::remove_file(&lock);
                         }
                         Some(pid) => {
-                            return Err(RunnerError::Locked {
+                            return Err(TrainError::Locked {
                                 path: path.to_path_buf(),
                                 holder: format!("pid {pid}"),
                             })
                         }
                         None => {
                             // The holder has created the lock but not yet written its pid.
-                            return Err(RunnerError::Locked {
+                            return Err(TrainError::Locked {
                                 path: path.to_path_buf(),
                                 holder:
                                     "a process that is just starting; its pid is not written yet"
@@ -218,10 +220,10 @@ impl RunDir {
                         }
                     }
                 }
-                Err(e) => return Err(RunnerError::io(&lock, "cannot create the lock file", e)),
+                Err(e) => return Err(TrainError::io(&lock, "cannot create the lock file", e)),
             }
         }
-        Err(RunnerError::Locked {
+        Err(TrainError::Locked {
             path: path.to_path_buf(),
             holder: "a process that took it over just now".into(),
         })
@@ -229,7 +231,7 @@ impl RunDir {
 
     fn remove_contents(&self) -> Result<()> {
         let entries =
-            fs::read_dir(&self.path).map_err(|e| RunnerError::io(&self.path, "cannot list", e))?;
+            fs::read_dir(&self.path).map_err(|e| TrainError::io(&self.path, "cannot list", e))?;
         for entry in entries.flatten() {
             let p = entry.path();
             if p == self.lock {
@@ -241,7 +243,7 @@ impl RunDir {
             } else {
                 fs::remove_file(&p)
             };
-            removed.map_err(|e| RunnerError::io(&p, "cannot remove (--force)", e))?;
+            removed.map_err(|e| TrainError::io(&p, "cannot remove (--force)", e))?;
         }
         Ok(())
     }
@@ -258,9 +260,9 @@ impl RunDir {
         match fs::create_dir(&path) {
             Ok(()) => Self::acquire(&path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(RunnerError::RunExists(path))
+                Err(TrainError::RunExists(path))
             }
-            Err(e) => Err(RunnerError::io(&path, "cannot create the run folder", e)),
+            Err(e) => Err(TrainError::io(&path, "cannot create the run folder", e)),
         }
     }
 
@@ -286,7 +288,7 @@ impl RunDir {
         let p = self.path.join(name);
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent)
-                .map_err(|e| RunnerError::io(parent, "cannot create the folder", e))?;
+                .map_err(|e| TrainError::io(parent, "cannot create the folder", e))?;
         }
         Ok(p)
     }
@@ -314,11 +316,11 @@ mod tests {
         let id = path.file_name().unwrap().to_str().unwrap().to_string();
         drop(a);
         let err = RunDir::create(root.path(), "exp", Some(&id), false).unwrap_err();
-        assert!(matches!(err, RunnerError::RunExists(_)), "{err}");
+        assert!(matches!(err, TrainError::RunExists(_)), "{err}");
         assert_eq!(fs::read_to_string(path.join("metrics.csv")).unwrap(), "x");
         // Without the config.yaml every run writes first, it is not a run: --force keeps it.
         let err = RunDir::create(root.path(), "exp", Some(&id), true).unwrap_err();
-        assert!(matches!(err, RunnerError::NotARun(_)), "{err}");
+        assert!(matches!(err, TrainError::NotARun(_)), "{err}");
         assert_eq!(fs::read_to_string(path.join("metrics.csv")).unwrap(), "x");
         fs::write(path.join("config.yaml"), "name: exp").unwrap();
         let forced = RunDir::create(root.path(), "exp", Some(&id), true).unwrap();

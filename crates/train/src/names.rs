@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::error::{Result, RunnerError};
+use crate::error::{Result, TrainError};
 
 /// The longest name that becomes a folder (run ids, experiment, variant and sweep names).
 pub const MAX_NAME_BYTES: usize = 200;
@@ -42,9 +42,8 @@ pub fn plain_name_problem(name: &str) -> Option<String> {
 pub fn check_plain_name(what: &str, name: &str) -> Result<()> {
     match plain_name_problem(name) {
         None => Ok(()),
-        Some(problem) => Err(RunnerError::Config {
+        Some(problem) => Err(TrainError::File {
             file: what.into(),
-            location: None,
             message: problem,
         }),
     }
