@@ -40,7 +40,7 @@ impl Flow for TanhBump {
 pub fn check(dim: usize, a: f64) -> Result<f64, Box<dyn std::error::Error>> {
     let flow = TanhBump { dim, a };
     let x = standard_normal(
-        &mut seeded(0, "custom-flow"),
+        &mut seeded(0, flowvae_flows::Stream::Scratch("custom-flow")),
         (8, dim),
         DType::F64,
         &Device::Cpu,

@@ -7,12 +7,13 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use flowvae_data::Toy2d;
 use flowvae_flows::{
-    build_stack, seeded, Conditioning, FlowDistribution, FlowSpec, ParamStore, StackOptions,
+    build_stack, seeded, Conditioning, FlowDistribution, FlowSpec, ParamStore, SeededRng,
+    StackOptions, Stream,
 };
 
-/// `n` two-moons points as a `(n, 2)` tensor, drawn from `stream` of the seed.
-fn moons(n: usize, stream: &str) -> candle_core::Result<Tensor> {
-    let points = Toy2d::TwoMoons.sample(n, &mut seeded(0, stream));
+/// `n` two-moons points as a `(n, 2)` tensor, drawn from `rng`.
+fn moons(n: usize, rng: &mut SeededRng) -> candle_core::Result<Tensor> {
+    let points = Toy2d::TwoMoons.sample(n, rng);
     let flat: Vec<f32> = points
         .iter()
         .flat_map(|p| [p[0] as f32, p[1] as f32])
@@ -36,8 +37,9 @@ pub fn fit(steps: usize) -> Result<f64, Box<dyn std::error::Error>> {
         seed: 0,
     };
     let dist = FlowDistribution::new(Box::new(build_stack(&specs, 2, &store, vb, options)?));
-    let test = moons(1000, "test")?;
-    let train = moons(256, "batch")?;
+    let test = moons(1000, &mut seeded(0, Stream::Scratch("test")))?;
+    let mut batches = seeded(0, Stream::Scratch("batches"));
+    let train = moons(256, &mut batches)?;
     // ActNorm initialises from its first batch: one pass before the optimizer takes the variables.
     dist.log_prob(&train, Conditioning::none())?;
     let params = ParamsAdamW {
@@ -46,8 +48,8 @@ pub fn fit(steps: usize) -> Result<f64, Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let mut adam = AdamW::new(store.vars(), params)?;
-    for step in 0..steps {
-        let batch = moons(256, &format!("batch-{step}"))?;
+    for _ in 0..steps {
+        let batch = moons(256, &mut batches)?;
         let nll = dist
             .log_prob(&batch, Conditioning::none())?
             .mean_all()?
@@ -57,7 +59,7 @@ pub fn fit(steps: usize) -> Result<f64, Box<dyn std::error::Error>> {
     let log_lik = dist.log_prob(&test, Conditioning::none())?.mean_all()?;
     let (samples, _) = dist.sample(
         5,
-        &mut seeded(0, "samples"),
+        &mut seeded(0, flowvae_flows::Stream::Scratch("samples")),
         DType::F32,
         &device,
         Conditioning::none(),

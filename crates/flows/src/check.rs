@@ -72,7 +72,7 @@ pub fn brute_force_log_det(
 /// divided by √(fan-in) for matrices (last dimension), so that wide conditioner networks stay
 /// in a sane regime while small parameter rows move by about `std`.
 pub fn perturb_parameters(store: &ParamStore, seed: u64, std: f64) -> Result<()> {
-    let mut rng = seeded(seed, "perturb");
+    let mut rng = seeded(seed, flowvae_nn::Stream::Perturb);
     for var in store.vars() {
         let dims = var.dims();
         let fan_in = match dims {

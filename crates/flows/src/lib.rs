@@ -47,7 +47,7 @@ pub use composed::{Composed, Inverted};
 pub use distribution::FlowDistribution;
 pub use error::{FlowError, Result};
 pub use flow::{expand_rows, Conditioning, Flow};
-pub use flowvae_nn::{seeded, FusedOp, ParamStore, Runtime, SeededRng};
+pub use flowvae_nn::{seeded, FusedOp, ParamStore, Runtime, SeededRng, Stream};
 pub use layers::actnorm::ActNorm;
 pub use layers::autoregressive::AutoregressiveAffine;
 pub use layers::coupling::AffineCoupling;

@@ -98,7 +98,7 @@ fn build_on(store: ParamStore, yaml: &str, dim: usize, batch: usize, seed: u64) 
         seed: 11,
     };
     let stack = build_stack(&specs(yaml), dim, &store, vb, options).unwrap();
-    let mut rng = seeded(seed, "conditioning");
+    let mut rng = seeded(seed, flowvae_flows::Stream::Scratch("conditioning"));
     let p = stack.num_amortized_params();
     let params = (p > 0)
         .then(|| (standard_normal(&mut rng, (batch, p), DType::F64, &dev).unwrap() * 0.7).unwrap());
@@ -134,7 +134,12 @@ fn perturb(built: &Built, x: &Tensor, seed: u64) {
 fn prepared(case: &Case, dim: usize, seed: u64) -> (Built, Tensor) {
     let batch = 5;
     let built = build_on(ParamStore::new(seed), case.yaml, dim, batch, seed);
-    let x = inputs(case.domain, &mut seeded(seed, "x"), batch, dim);
+    let x = inputs(
+        case.domain,
+        &mut seeded(seed, flowvae_flows::Stream::Scratch("x")),
+        batch,
+        dim,
+    );
     perturb(&built, &x, seed);
     (built, x)
 }
@@ -261,8 +266,13 @@ fn every_parameter_and_amortized_input_receives_a_gradient() {
             params: params.as_ref().map(|v| v.as_tensor()),
             context: context.as_ref().map(|v| v.as_tensor()),
         };
-        let weights =
-            standard_normal(&mut seeded(5, "w"), x.shape(), DType::F64, &Device::Cpu).unwrap();
+        let weights = standard_normal(
+            &mut seeded(5, flowvae_flows::Stream::Scratch("w")),
+            x.shape(),
+            DType::F64,
+            &Device::Cpu,
+        )
+        .unwrap();
         let (y, log_det) = built.stack.forward(&x, cond).unwrap();
         let loss =
             ((y * weights).unwrap().sum_all().unwrap() + log_det.sum_all().unwrap()).unwrap();
@@ -342,7 +352,12 @@ fn shared_conditioning_rows_equal_repeated_rows() {
         if built.params.is_none() && built.context.is_none() {
             continue;
         }
-        let x = inputs(case.domain, &mut seeded(13, "x"), 5 * k, 3);
+        let x = inputs(
+            case.domain,
+            &mut seeded(13, flowvae_flows::Stream::Scratch("x")),
+            5 * k,
+            3,
+        );
         let repeat = |t: &Tensor| flowvae_flows::expand_rows(t, 5 * k).unwrap();
         let (params, context) = (
             built.params.as_ref().map(repeat),
@@ -369,7 +384,12 @@ fn shared_conditioning_rows_equal_repeated_rows() {
         3,
         13,
     );
-    let x = inputs(Domain::Real, &mut seeded(13, "x"), 7, 3);
+    let x = inputs(
+        Domain::Real,
+        &mut seeded(13, flowvae_flows::Stream::Scratch("x")),
+        7,
+        3,
+    );
     let err = built
         .stack
         .forward(&x, built.cond())
@@ -418,7 +438,12 @@ fn same_seed_gives_bit_identical_outputs() {
 /// Midpoint-rule integral of the flow density on a grid over the support.
 fn integral(case: &Case) -> f64 {
     let built = build_on(ParamStore::new(9), case.yaml, 2, 1, 9);
-    let base = inputs(case.domain, &mut seeded(9, "init"), 64, 2);
+    let base = inputs(
+        case.domain,
+        &mut seeded(9, flowvae_flows::Stream::Scratch("init")),
+        64,
+        2,
+    );
     // ActNorm initialises on data in the density direction here, as in density estimation.
     let data = built.stack.forward(&base, Conditioning::none()).unwrap().0;
     built.stack.inverse(&data, Conditioning::none()).unwrap();

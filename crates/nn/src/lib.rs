@@ -39,7 +39,7 @@ pub use fused_split::split_columns;
 pub use grad_sink::backward as backward_with_sink;
 pub use parallel_gemm::{install as with_worker_pool, workers};
 pub use params::{read_safetensors, ParamStore, PARAMS_FORMAT};
-pub use rng::{permutation, seeded, standard_normal, uniform, SeededRng};
+pub use rng::{permutation, seeded, standard_normal, uniform, SeededRng, Stream};
 pub use runtime::{FusedOp, Runtime};
 pub use stable::{bce_with_logits, log1p_exp, log_sigmoid, logaddexp, logsumexp, softplus};
 pub use units::human_bytes;

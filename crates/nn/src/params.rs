@@ -54,7 +54,7 @@ impl ParamStore {
         Self {
             inner: Arc::new(Inner {
                 vars: Mutex::new(BTreeMap::new()),
-                rng: Mutex::new(seeded(seed, "param-init")),
+                rng: Mutex::new(seeded(seed, crate::Stream::ParamInit)),
                 loaded: Mutex::new(BTreeSet::new()),
                 requested: Mutex::new(BTreeSet::new()),
                 limit: AtomicU64::new(u64::MAX),

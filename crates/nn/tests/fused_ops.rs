@@ -19,7 +19,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 #[test]
 fn fused_bce_matches_the_stable_formula_in_values_and_gradients() {
-    let mut rng = seeded(5, "fused-bce");
+    let mut rng = seeded(5, flowvae_nn::Stream::Scratch("fused-bce"));
     let raw =
         (standard_normal(&mut rng, (6, 9), DType::F64, &Device::Cpu).unwrap() * 20.0).unwrap();
     let logits = Var::from_tensor(&raw).unwrap();
@@ -62,7 +62,7 @@ fn fused_bce_matches_the_stable_formula_in_values_and_gradients() {
 
 #[test]
 fn fused_linear_matches_the_composition_in_values_and_gradients() {
-    let mut rng = seeded(6, "fused-linear");
+    let mut rng = seeded(6, flowvae_nn::Stream::Scratch("fused-linear"));
     let normal = |rng: &mut flowvae_nn::SeededRng, shape: (usize, usize)| {
         Var::from_tensor(&standard_normal(rng, shape, DType::F64, &Device::Cpu).unwrap()).unwrap()
     };
@@ -108,7 +108,7 @@ fn fused_linear_matches_the_composition_in_values_and_gradients() {
 
 #[test]
 fn fused_bce_splits_large_inputs_over_threads_without_changing_values() {
-    let mut rng = seeded(7, "fused-bce-large");
+    let mut rng = seeded(7, flowvae_nn::Stream::Scratch("fused-bce-large"));
     let logits =
         (standard_normal(&mut rng, (300, 1000), DType::F64, &Device::Cpu).unwrap() * 5.0).unwrap();
     let targets = standard_normal(&mut rng, (300, 1000), DType::F64, &Device::Cpu)
@@ -126,7 +126,7 @@ fn fused_bce_splits_large_inputs_over_threads_without_changing_values() {
 #[test]
 fn fused_bce_in_f32_matches_the_f64_formula_in_values_and_gradients() {
     // Width 37 exercises the 16-lane loop and its tail; logits up to ±60 reach both branches.
-    let mut rng = seeded(8, "fused-bce-f32");
+    let mut rng = seeded(8, flowvae_nn::Stream::Scratch("fused-bce-f32"));
     let logits64 =
         (standard_normal(&mut rng, (8, 37), DType::F64, &Device::Cpu).unwrap() * 20.0).unwrap();
     let targets64 = standard_normal(&mut rng, (8, 37), DType::F64, &Device::Cpu)
@@ -166,7 +166,7 @@ fn fused_bce_in_f32_matches_the_f64_formula_in_values_and_gradients() {
 fn the_gradient_sink_gives_the_same_gradients_as_candles_backward() {
     // The weight is used by two fused layers and by a plain op, so the sink must sum its own
     // deposits and then add what candle accumulated.
-    let mut rng = seeded(9, "grad-sink");
+    let mut rng = seeded(9, flowvae_nn::Stream::Scratch("grad-sink"));
     let normal = |rng: &mut flowvae_nn::SeededRng, shape: (usize, usize)| {
         Var::from_tensor(&standard_normal(rng, shape, DType::F64, &Device::Cpu).unwrap()).unwrap()
     };

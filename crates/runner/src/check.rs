@@ -151,7 +151,7 @@ pub fn check_stack(
         seed: options.seed,
     };
     let stack = build_stack(specs, dim, &store, vb, stack_options)?;
-    let mut rng = seeded(options.seed, "check");
+    let mut rng = seeded(options.seed, flowvae_nn::Stream::Check);
     let b = options.batch.max(1);
     let x = standard_normal(&mut rng, (b, dim), DType::F64, &device)?;
     let p = stack.num_amortized_params();

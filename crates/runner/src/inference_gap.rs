@@ -133,7 +133,7 @@ pub fn inference_gaps(
         ..OptimizerConfig::default()
     };
     let mut optimizer = Optimizer::new(vars, config)?;
-    let mut rng = seeded(options.seed, "inference-gap");
+    let mut rng = seeded(options.seed, flowvae_nn::Stream::InferenceGap);
     let k = options.samples_per_step.max(1);
     let mut trajectory = Vec::new();
     for step in 0..options.steps {
@@ -150,7 +150,7 @@ pub fn inference_gaps(
     }
     // The same noise for both q (common random numbers): the difference has less variance,
     // and is exactly 0 when nothing was optimised.
-    let eval_rng = || seeded(options.seed, "inference-gap-eval");
+    let eval_rng = || seeded(options.seed, flowvae_nn::Stream::InferenceGapEval);
     let s = options.eval_samples;
     let (elbo_a, log_p_a) = bounds(model, &x, &amortized, s, &mut eval_rng())?;
     let (elbo_o, log_p_o) = bounds(model, &x, &current(), s, &mut eval_rng())?;

@@ -129,7 +129,7 @@ pub fn transform(
             let enc = model.encode(&x)?;
             let eps = if sample {
                 standard_normal(
-                    &mut seeded(seed, "transform"),
+                    &mut seeded(seed, flowvae_nn::Stream::Transform),
                     (n, model.latent()),
                     DType::F32,
                     device,
@@ -158,7 +158,7 @@ pub fn transform(
             let values: Vec<f32> = match input {
                 Input::Csv(path) => read_csv(path, 2, None)?,
                 Input::Split(_) => toy
-                    .sample(1000, &mut seeded(seed, "transform"))
+                    .sample(1000, &mut seeded(seed, flowvae_nn::Stream::Transform))
                     .iter()
                     .flat_map(|p| [p[0] as f32, p[1] as f32])
                     .collect(),

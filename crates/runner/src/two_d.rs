@@ -175,11 +175,14 @@ pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<TwoDS
             ),
         });
     }
-    let mut noise = seeded(exp.seed, "noise");
-    let mut data_rng = seeded(exp.seed, "data");
+    let mut noise = seeded(exp.seed, flowvae_nn::Stream::Noise);
+    let mut data_rng = seeded(exp.seed, flowvae_nn::Stream::Data);
     let test_set = match exp.target {
         Target2d::Samples(toy) => {
-            let points = toy.sample(exp.train.test_samples.get(), &mut seeded(exp.seed, "test"));
+            let points = toy.sample(
+                exp.train.test_samples.get(),
+                &mut seeded(exp.seed, flowvae_nn::Stream::Test),
+            );
             Some(points_tensor(&points, device)?)
         }
         Target2d::Energy(_) => None,
@@ -355,7 +358,7 @@ fn report_2d(
         Target2d::Samples(toy) => {
             let mut grid = Grid2d::new(xr, yr, n, n);
             histogram(
-                &toy.sample(200_000, &mut seeded(exp.seed, "plot")),
+                &toy.sample(200_000, &mut seeded(exp.seed, flowvae_nn::Stream::Plot)),
                 &mut grid,
             );
             let nll = match test_set {

@@ -40,7 +40,7 @@ fn test_nll_here(
     samples: usize,
     device: &Device,
 ) -> Result<f64> {
-    let mut rng = seeded(exp.seed, "nll");
+    let mut rng = seeded(exp.seed, flowvae_nn::Stream::Nll);
     let mut maker = BatchMaker::plain();
     let indices: Vec<usize> = (0..data.n).collect();
     let per_batch = exp.eval.nll_batch.get();
@@ -74,7 +74,7 @@ pub fn run_vae(
         &trained.splits.test,
         500,
         exp.seed,
-        "test",
+        flowvae_nn::Stream::Test,
         device,
     )?;
     let samples = exp.eval.nll_samples.get();
@@ -186,7 +186,7 @@ fn scale_for(width: usize) -> usize {
 /// Decoder means of `n` draws from the prior, `(n, D_x)`.
 pub fn sample_prior(model: &FlowVae, n: usize, seed: u64, device: &Device) -> Result<Tensor> {
     let z = standard_normal(
-        &mut seeded(seed, "prior-samples"),
+        &mut seeded(seed, flowvae_nn::Stream::PriorSamples),
         (n, model.latent()),
         DType::F32,
         device,

@@ -70,7 +70,7 @@ pub fn evaluate_elbo(
     data: &Dataset,
     batch: usize,
     seed: u64,
-    stream: &str,
+    stream: flowvae_nn::Stream,
     device: &Device,
 ) -> Result<Averages> {
     let mut rng = seeded(seed, stream);
@@ -248,7 +248,7 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
         }
         let beta = warmup_beta(epoch, exp.objective.warmup_epochs, exp.objective.beta_start);
         let mut maker = BatchMaker::for_training(exp.data.binarization, exp.seed, epoch);
-        let mut noise = seeded(exp.seed, &format!("noise-{epoch}"));
+        let mut noise = seeded(exp.seed, flowvae_nn::Stream::EpochNoise(epoch));
         let mut totals = Averages::default();
         let mut rollback = false;
         for (step, idx) in batcher.epoch(epoch as u64).enumerate() {
@@ -317,7 +317,14 @@ fn train_here(exp: &ExperimentVae, run: &RunDir, device: &Device, resume: bool) 
             continue;
         }
         let seen = batcher.items_per_epoch().max(1) as f64;
-        let val = evaluate_elbo(&model, &splits.val, 500, exp.seed, "val", device)?;
+        let val = evaluate_elbo(
+            &model,
+            &splits.val,
+            500,
+            exp.seed,
+            flowvae_nn::Stream::Validation,
+            device,
+        )?;
         metrics.row(&[
             epoch as f64,
             beta,

@@ -31,7 +31,7 @@ pub fn train(epochs: usize) -> Result<f64, Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let mut adam = AdamW::new(store.vars(), params)?;
-    let mut rng = seeded(0, "example");
+    let mut rng = seeded(0, flowvae_flows::Stream::Scratch("example"));
     for epoch in 0..epochs {
         let beta = warmup_beta(epoch, 5, 0.0);
         for rows in (0..train.n).collect::<Vec<_>>().chunks(100) {
@@ -49,7 +49,13 @@ pub fn train(epochs: usize) -> Result<f64, Box<dyn std::error::Error>> {
     }
     let x = test.batch_tensor(&(0..test.n).collect::<Vec<_>>(), &device)?;
     let x = x.ge(0.5)?.to_dtype(DType::F32)?;
-    let log_p = log_likelihood(&model, &x, 100, 100, &mut seeded(0, "nll"))?;
+    let log_p = log_likelihood(
+        &model,
+        &x,
+        100,
+        100,
+        &mut seeded(0, flowvae_flows::Stream::Scratch("nll")),
+    )?;
     Ok(log_p.iter().sum::<f64>() / log_p.len() as f64)
 }
 

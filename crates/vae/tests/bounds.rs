@@ -42,7 +42,7 @@ fn small_model(flow: &str, likelihood: Likelihood, seed: u64) -> (ParamStore, Fl
 
 fn data(seed: u64, n: usize) -> Tensor {
     let u = flowvae_nn::uniform(
-        &mut seeded(seed, "x"),
+        &mut seeded(seed, flowvae_flows::Stream::Scratch("x")),
         (n, 6),
         0.0,
         1.0,
@@ -62,7 +62,13 @@ fn with_no_flow_the_elbo_matches_the_analytic_kl_elbo() {
     let (_, model) = small_model("[]", Likelihood::Bernoulli, 1);
     let x = data(1, 4);
     let k = 20_000;
-    let eps = standard_normal(&mut seeded(2, "eps"), (4 * k, 3), DType::F64, &Device::Cpu).unwrap();
+    let eps = standard_normal(
+        &mut seeded(2, flowvae_flows::Stream::Scratch("eps")),
+        (4 * k, 3),
+        DType::F64,
+        &Device::Cpu,
+    )
+    .unwrap();
     let terms = bound_terms(&model, &x, &eps, Bound::Elbo, k, 1.0).unwrap();
     let enc = model.encoder.forward(&x).unwrap();
     let analytic_kl = enc.q0.kl_to_standard_normal().unwrap();
@@ -87,7 +93,7 @@ fn the_importance_weighted_bound_is_tighter_and_grows_with_k() {
         let reps = 400;
         let xr = flowvae_vae::repeat_rows(&x, reps).unwrap();
         let eps = standard_normal(
-            &mut seeded(k as u64, "eps"),
+            &mut seeded(k as u64, flowvae_flows::Stream::Scratch("eps")),
             (8 * reps * k, 3),
             DType::F64,
             &Device::Cpu,
@@ -101,7 +107,7 @@ fn the_importance_weighted_bound_is_tighter_and_grows_with_k() {
     };
     let elbo = {
         let eps = standard_normal(
-            &mut seeded(9, "eps"),
+            &mut seeded(9, flowvae_flows::Stream::Scratch("eps")),
             (8 * 4000, 3),
             DType::F64,
             &Device::Cpu,
@@ -190,7 +196,14 @@ fn the_nll_estimator_recovers_a_linear_gaussian_log_likelihood() {
 
     let xs = [[0.3, -0.5, 1.2], [1.5, 0.7, -0.9], [-2.0, 0.1, 0.4]];
     let x = Tensor::new(&xs, &Device::Cpu).unwrap();
-    let estimates = log_likelihood(&model, &x, 5000, 1000, &mut seeded(4, "nll")).unwrap();
+    let estimates = log_likelihood(
+        &model,
+        &x,
+        5000,
+        1000,
+        &mut seeded(4, flowvae_flows::Stream::Scratch("nll")),
+    )
+    .unwrap();
     for (xi, est) in xs.iter().zip(&estimates) {
         let exact = linear_gaussian_log_density(xi, &w, &b, &sigma);
         assert!(
@@ -239,7 +252,13 @@ fn the_encoder_heads_fit_any_stack() {
     assert_eq!(model.flow.num_amortized_params(), 8 * (2 * 3 + 1));
     assert_eq!(model.flow.context_dim(), 5);
     let x = data(5, 4);
-    let eps = standard_normal(&mut seeded(5, "eps"), (4 * 2, 3), DType::F64, &Device::Cpu).unwrap();
+    let eps = standard_normal(
+        &mut seeded(5, flowvae_flows::Stream::Scratch("eps")),
+        (4 * 2, 3),
+        DType::F64,
+        &Device::Cpu,
+    )
+    .unwrap();
     let terms = bound_terms(&model, &x, &eps, Bound::Elbo, 2, 0.5).unwrap();
     let loss = terms.objective.neg().unwrap().mean_all().unwrap();
     let grads = loss.backward().unwrap();
@@ -271,10 +290,22 @@ fn encoding_once_per_image_equals_replicating_the_image() {
     for stack in stacks {
         let (_, model) = small_model(stack, Likelihood::Bernoulli, 7);
         let x = data(7, 3);
-        let once = log_likelihood(&model, &x, 60, 25, &mut seeded(1, "nll")).unwrap();
-        let replicated =
-            flowvae_vae::log_likelihood_replicated(&model, &x, 60, 25, &mut seeded(1, "nll"))
-                .unwrap();
+        let once = log_likelihood(
+            &model,
+            &x,
+            60,
+            25,
+            &mut seeded(1, flowvae_flows::Stream::Scratch("nll")),
+        )
+        .unwrap();
+        let replicated = flowvae_vae::log_likelihood_replicated(
+            &model,
+            &x,
+            60,
+            25,
+            &mut seeded(1, flowvae_flows::Stream::Scratch("nll")),
+        )
+        .unwrap();
         for (a, b) in once.iter().zip(&replicated) {
             assert!((a - b).abs() < 1e-9, "{stack}: {a} vs {b}");
         }

@@ -32,7 +32,7 @@ fn model(side: usize, flow: Vec<FlowSpec>) -> (ParamStore, FlowVae) {
 
 fn images(n: usize, side: usize) -> Tensor {
     let u = uniform(
-        &mut seeded(2, "x"),
+        &mut seeded(2, flowvae_flows::Stream::Scratch("x")),
         (n, side * side),
         0.0,
         1.0,
@@ -72,8 +72,13 @@ fn every_parameter_learns_and_the_bound_improves() {
     let (store, model) = model(8, flow);
     let x = images(16, 8);
     let loss_at = |seed: u64| -> Tensor {
-        let eps =
-            standard_normal(&mut seeded(seed, "eps"), (16, 4), DType::F32, &Device::Cpu).unwrap();
+        let eps = standard_normal(
+            &mut seeded(seed, flowvae_flows::Stream::Scratch("eps")),
+            (16, 4),
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
         bound_terms(&model, &x, &eps, Bound::Elbo, 1, 1.0)
             .unwrap()
             .objective

@@ -295,7 +295,7 @@ mod tests {
         // 38 × 32: the register blocks of 4 rows × 32 columns and 2 rows left over.
         for (rows, d, m, tol) in [(1, 7, 4, 1e-11), (6, 7, 4, 1e-8), (3, 38, 32, 1e-8)] {
             let eye = Tensor::eye(m, DType::F64, dev).unwrap();
-            let mut rng = seeded(rows as u64, "fused-bjorck");
+            let mut rng = seeded(rows as u64, flowvae_nn::Stream::Scratch("fused-bjorck"));
             let raw = standard_normal(&mut rng, (rows, d, m), DType::F64, dev).unwrap();
             let raw = Var::from_tensor(&raw).unwrap();
             let weights = standard_normal(&mut rng, (rows, d, m), DType::F64, dev).unwrap();
@@ -327,7 +327,7 @@ mod tests {
     fn the_gradient_of_a_truncated_iteration_matches_finite_differences() {
         let (d, m) = (5, 3);
         let dev = &Device::Cpu;
-        let mut rng = seeded(9, "fused-bjorck-fd");
+        let mut rng = seeded(9, flowvae_nn::Stream::Scratch("fused-bjorck-fd"));
         let raw = standard_normal(&mut rng, (1, d, m), DType::F64, dev).unwrap();
         let weights = standard_normal(&mut rng, (1, d, m), DType::F64, dev).unwrap();
         let op = Bjorck { d, m, max_steps: 3 };

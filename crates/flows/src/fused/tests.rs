@@ -39,7 +39,7 @@ fn unfused(z: &Tensor, params: &Tensor, k: usize) -> (Tensor, Tensor) {
 #[test]
 fn fused_planar_stack_matches_the_composition_in_values_and_gradients() {
     let (b, d, k) = (7, 5, 4);
-    let mut rng = seeded(3, "fused-planar");
+    let mut rng = seeded(3, flowvae_nn::Stream::Scratch("fused-planar"));
     let z = Var::from_tensor(&standard_normal(&mut rng, (b, d), DType::F64, &Device::Cpu).unwrap())
         .unwrap();
     // Spread 1.5: large enough that wᵀu < −1 for some rows (the û correction matters).
@@ -69,7 +69,7 @@ fn fused_planar_stack_matches_the_composition_in_values_and_gradients() {
 
 #[test]
 fn fused_planar_stack_runs_in_f32() {
-    let mut rng = seeded(4, "fused-planar-f32");
+    let mut rng = seeded(4, flowvae_nn::Stream::Scratch("fused-planar-f32"));
     let z = standard_normal(&mut rng, (3, 4), DType::F32, &Device::Cpu).unwrap();
     let p = standard_normal(&mut rng, (3, 2 * 9), DType::F32, &Device::Cpu).unwrap();
     let (y, ld) = planar_stack(&z, &p).unwrap();
@@ -87,7 +87,7 @@ fn fused_sylvester_core_matches_the_explicit_matrices_in_values_and_gradients() 
     let dev = &Device::Cpu;
     // 130 input rows per parameter row run as five runs of 26 in the forward kernel.
     for k in [1, 3, 130] {
-        let mut rng = seeded(k as u64, "fused-sylvester");
+        let mut rng = seeded(k as u64, flowvae_nn::Stream::Scratch("fused-sylvester"));
         let normal = |rng: &mut _, shape: &[usize]| {
             Var::from_tensor(&standard_normal(rng, shape, DType::F64, dev).unwrap()).unwrap()
         };

@@ -50,7 +50,7 @@ impl Permutation {
     pub fn random(dim: usize, seed: u64, device: &Device) -> Result<Self> {
         Self::new(
             "permute",
-            permutation(&mut seeded(seed, "permutation"), dim),
+            permutation(&mut seeded(seed, flowvae_nn::Stream::Permutation), dim),
             device,
         )
     }

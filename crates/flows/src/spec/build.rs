@@ -242,7 +242,7 @@ fn all_amortized_planar(specs: &[FlowSpec], options: StackOptions) -> Option<usi
 /// let stack = build_stack(&specs, 3, &store, vb, options)?;
 /// assert_eq!(stack.layers().len(), 4);
 /// let dist = FlowDistribution::new(Box::new(stack));
-/// let (x, log_q) = dist.sample(5, &mut seeded(0, "doc"), DType::F64, &Device::Cpu, Conditioning::none())?;
+/// let (x, log_q) = dist.sample(5, &mut seeded(0, flowvae_nn::Stream::Scratch("doc")), DType::F64, &Device::Cpu, Conditioning::none())?;
 /// assert_eq!(x.dims(), &[5, 3]);
 /// assert_eq!(log_q.dims(), &[5]);
 /// // The density of the samples, through the inverse, is the one they were drawn with.
