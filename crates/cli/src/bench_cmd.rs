@@ -1,14 +1,12 @@
 //! `flowvae bench train|nll`: speed of the benchmark Flow-VAE through the library's real
-//! training and evaluation paths (see `flowvae_runner::bench`).
+//! training and evaluation paths (see `flowvae_runner::bench_train`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use flowvae_runner::bench::{
-    bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions,
-};
+use flowvae_runner::{bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions};
 
 /// `flowvae bench …`.
 #[derive(Debug, Args)]
@@ -78,7 +76,7 @@ fn json_line(mut v: serde_json::Value, threads: usize) -> anyhow::Result<String>
 
 /// Runs `flowvae bench …` on the CPU.
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let threads = flowvae_runner::threads::workers();
+    let threads = flowvae_runner::workers();
     let device = flowvae_runner::Device::Cpu;
     let (data, label) = bench_data(&args.data, args.seed).context("cannot load bench data")?;
     match args.what {

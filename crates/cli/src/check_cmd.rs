@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use flowvae_runner::check::{CheckOptions, MAX_CHECK_DIM};
+use flowvae_runner::{CheckOptions, MAX_CHECK_DIM};
 
 use crate::shared::{device, refuse_existing};
 
@@ -64,7 +64,7 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         amortized: args.amortized,
         tolerance: args.tolerance,
     };
-    let outcomes = flowvae_runner::check::check_file(&args.yaml, &options)
+    let outcomes = flowvae_runner::check_file(&args.yaml, &options)
         .with_context(|| format!("check of {} failed", args.yaml.display()))?;
     let mut all_passed = true;
     for outcome in &outcomes {
@@ -92,11 +92,11 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 pub(crate) fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
     refuse_existing(&args.output, args.force, "")?;
     let source = match &args.input {
-        Some(path) => flowvae_runner::transform::Input::Csv(path),
-        None => flowvae_runner::transform::Input::Split(&args.split),
+        Some(path) => flowvae_runner::TransformInput::Csv(path),
+        None => flowvae_runner::TransformInput::Split(&args.split),
     };
     let device = device()?;
-    let rows = flowvae_runner::transform::transform(
+    let rows = flowvae_runner::transform(
         &args.run,
         source,
         &args.output,

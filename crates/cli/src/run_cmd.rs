@@ -61,7 +61,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else if let (Some(sweep), Some(index), Some(sweep_dir)) =
         (args.sweep, args.index, args.sweep_dir)
     {
-        flowvae_runner::sweep::run_point(&sweep, index, &sweep_dir, &device)
+        flowvae_runner::run_point(&sweep, index, &sweep_dir, &device)
             .with_context(|| format!("sweep point {index} of {} failed", sweep.display()))?
     } else {
         let experiment = args.experiment.context("an experiment file is needed")?;

@@ -5,11 +5,9 @@ use std::path::Path;
 use anyhow::Context;
 
 /// The `--set KEY=VALUE` arguments, parsed and type-checked later against the config.
-pub(crate) fn parse_overrides(
-    set: &[String],
-) -> anyhow::Result<Vec<flowvae_runner::overrides::Override>> {
+pub(crate) fn parse_overrides(set: &[String]) -> anyhow::Result<Vec<flowvae_runner::Override>> {
     set.iter()
-        .map(|s| flowvae_runner::overrides::Override::parse(s).map_err(anyhow::Error::from))
+        .map(|s| flowvae_runner::Override::parse(s).map_err(anyhow::Error::from))
         .collect()
 }
 

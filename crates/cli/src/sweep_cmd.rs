@@ -50,20 +50,20 @@ pub(crate) fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the flowvae executable")?;
     let threads = worker_threads(args.jobs)?;
     if let Some(dir) = &args.resume {
-        let (dir, table) = flowvae_runner::sweep::resume_local(dir, args.jobs, &exe, threads)
+        let (dir, table) = flowvae_runner::resume_local(dir, args.jobs, &exe, threads)
             .with_context(|| format!("resume of sweep {} failed", dir.display()))?;
         println!("{table}\nsweep folder: {}", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     let sweep = args.sweep.context("a sweep file is needed")?;
     if args.slurm {
-        let resources = flowvae_runner::slurm::SlurmResources {
+        let resources = flowvae_runner::SlurmResources {
             cpus_per_task: args.cpus_per_task,
             time: args.time,
             mem: args.mem,
             partition: args.partition,
         };
-        let dir = flowvae_runner::slurm::write_slurm(&sweep, &args.results, &exe, &resources)
+        let dir = flowvae_runner::write_slurm(&sweep, &args.results, &exe, &resources)
             .with_context(|| format!("cannot write the Slurm scripts of {}", sweep.display()))?;
         println!(
             "wrote {0}/sweep.sbatch, {0}/compare.sbatch; submit with {0}/submit.sh",
@@ -71,7 +71,7 @@ pub(crate) fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         );
     } else {
         let (dir, table) =
-            flowvae_runner::sweep::run_local(&sweep, &args.results, args.jobs, &exe, threads)
+            flowvae_runner::run_local(&sweep, &args.results, args.jobs, &exe, threads)
                 .with_context(|| format!("sweep {} failed", sweep.display()))?;
         println!("{table}\nsweep folder: {}", dir.display());
     }
@@ -79,7 +79,7 @@ pub(crate) fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn summary(args: SweepSummaryArgs) -> anyhow::Result<ExitCode> {
-    let table = flowvae_runner::sweep::summarize(&args.dir)
+    let table = flowvae_runner::summarize(&args.dir)
         .with_context(|| format!("cannot summarise {}", args.dir.display()))?;
     println!("{table}");
     Ok(ExitCode::SUCCESS)
@@ -90,6 +90,6 @@ pub(crate) fn summary(args: SweepSummaryArgs) -> anyhow::Result<ExitCode> {
 fn worker_threads(jobs: usize) -> anyhow::Result<usize> {
     Ok(match flowvae_flows::Runtime::current().threads {
         Some(n) => n,
-        None => flowvae_runner::sweep::threads_per_job(flowvae_runner::threads::workers(), jobs),
+        None => flowvae_runner::threads_per_job(flowvae_runner::workers(), jobs),
     })
 }

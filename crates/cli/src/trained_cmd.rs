@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use flowvae_runner::inference_gap::GapOptions;
+use flowvae_runner::GapOptions;
 
 use crate::shared::{device, refuse_existing};
 
@@ -92,7 +92,7 @@ pub(crate) struct CompareArgs {
 pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let device = device()?;
     let samples = args.samples.map(|s| s as usize);
-    let (nll, s) = flowvae_runner::vae_eval::eval_run(&args.run, samples, &device)
+    let (nll, s) = flowvae_runner::eval_run(&args.run, samples, &device)
         .with_context(|| format!("evaluation of {} failed", args.run.display()))?;
     println!(
         "{}: test NLL {nll:.3} nats (S = {s}), recorded in summary.json",
@@ -117,7 +117,7 @@ pub(crate) fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let device = device()?;
-    flowvae_runner::vae_eval::sample_run(&run, n, seed, &out, &device)
+    flowvae_runner::sample_run(&run, n, seed, &out, &device)
         .with_context(|| format!("sampling from {} failed", run.display()))?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -137,7 +137,7 @@ pub(crate) fn gaps(args: GapsArgs) -> anyhow::Result<ExitCode> {
     };
     let device = device()?;
     let run = &args.run;
-    let report = flowvae_runner::inference_gap::inference_gaps(run, &args.split, &options, &device)
+    let report = flowvae_runner::inference_gaps(run, &args.split, &options, &device)
         .with_context(|| format!("gap measurement of {} failed", run.display()))?;
     println!(
         "{}: {} {} images, nats per image\n  log p(x) {:.2}\n  ELBO, encoder's q {:.2}\n  \
@@ -161,7 +161,7 @@ pub(crate) fn gaps(args: GapsArgs) -> anyhow::Result<ExitCode> {
 pub(crate) fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let mut records = Vec::new();
     for path in &args.runs {
-        let found = flowvae_runner::compare::find_runs(path);
+        let found = flowvae_runner::find_runs(path);
         if found.is_empty() {
             anyhow::bail!(
                 "{}: no finished run (a folder with summary.json) found",
@@ -169,7 +169,7 @@ pub(crate) fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
             );
         }
         for dir in found {
-            records.push(flowvae_runner::compare::load_record(&dir)?);
+            records.push(flowvae_runner::load_record(&dir)?);
         }
     }
     let out = args.out.unwrap_or_else(|| {
@@ -181,7 +181,7 @@ pub(crate) fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
             out.display()
         );
     }
-    let table = flowvae_runner::compare::compare(&records, &out, args.baseline.as_deref())
+    let table = flowvae_runner::compare(&records, &out, args.baseline.as_deref())
         .with_context(|| format!("cannot write the comparison to {}", out.display()))?;
     println!("{table}\nwritten to {}", out.display());
     Ok(ExitCode::SUCCESS)

@@ -59,7 +59,7 @@ fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         assert_eq!(
             summary["threads"].as_u64(),
-            Some(flowvae_runner::sweep::threads_per_job(cores, 2) as u64),
+            Some(flowvae_runner::threads_per_job(cores, 2) as u64),
             "2 workers share the {cores} cores"
         );
     }

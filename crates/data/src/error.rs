@@ -221,6 +221,18 @@ pub enum DataError {
         /// Why they do not fit.
         reason: &'static str,
     },
+    /// A setting of the `data:` section (or a command-line choice of split) that does not
+    /// fit the data.
+    #[error("{field}: {message}")]
+    Setting {
+        /// The setting, e.g. `data.subset.train` or `--split`.
+        field: String,
+        /// What was expected.
+        message: String,
+    },
+    /// A batch could not be turned into a tensor.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
     /// Fields of a [`crate::Dataset`] built by hand are inconsistent.
     #[error("data set `{dataset}`: {message}")]
     Shape {

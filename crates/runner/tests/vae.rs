@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use flowvae_runner::compare::{compare, find_runs, load_record};
-use flowvae_runner::vae_eval::{eval_run, sample_run};
+use flowvae_runner::{compare, find_runs, load_record};
+use flowvae_runner::{eval_run, sample_run};
 use flowvae_runner::{run_experiment, Device, RunOptions};
 use flowvae_train::read_metrics;
 
@@ -92,9 +92,9 @@ fn a_two_epoch_run_lowers_the_elbo_and_repeats_exactly() {
         "eval reproduces the NLL: {nll_again} vs {nll}"
     );
     let codes = dir.path().join("codes.csv");
-    let rows = flowvae_runner::transform::transform(
+    let rows = flowvae_runner::transform(
         &a,
-        flowvae_runner::transform::Input::Split("val"),
+        flowvae_runner::TransformInput::Split("val"),
         &codes,
         false,
         0,
@@ -159,7 +159,7 @@ fn seeds_of_one_model_are_averaged() {
 
 #[test]
 fn optimising_q_per_image_measures_the_amortization_gap() {
-    use flowvae_runner::inference_gap::{inference_gaps, GapOptions};
+    use flowvae_runner::{inference_gaps, GapOptions};
     let dir = tempfile::tempdir().unwrap();
     let exp = experiment(dir.path(), "gaps", "[{planar: {k: 2}}]", "");
     let a = run(&exp, dir.path(), "a");

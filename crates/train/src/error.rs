@@ -48,6 +48,12 @@ pub enum TrainError {
     /// The parameter store, a layer or a checked file failed.
     #[error(transparent)]
     Nn(#[from] flowvae_nn::NnError),
+    /// Building or evaluating the model failed.
+    #[error(transparent)]
+    Vae(#[from] flowvae_vae::VaeError),
+    /// Loading the data failed.
+    #[error(transparent)]
+    Data(#[from] flowvae_data::DataError),
     /// A tensor operation failed inside candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -1,8 +1,10 @@
 //! # flowvae-train
 //!
-//! The machinery under every flowvae training run, independent of what is trained: the
-//! optimizers (Adam, Adamax, with a fused CPU update), checkpoints with their loop state,
-//! the NaN/Inf policy, run folders (locked, atomic writes, plain names) and `metrics.csv`.
+//! Training Flow-VAEs in run folders: the [`Trainer`] (epochs, KL warm-up, validation,
+//! early stopping, rollback) fed only the config sections it needs ([`VaeSections`]), and the
+//! machinery under it and under every other run: optimizers (Adam, Adamax, with a fused CPU
+//! update), checkpoints with their loop state, the NaN/Inf policy, run folders (locked,
+//! atomic writes, plain names) and `metrics.csv`.
 //!
 //! Key design decision: nothing a user trained is lost or overwritten without being asked.
 //! Every file is written to a temporary sibling and renamed; checkpoints carry a checksum and
@@ -11,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod checkpoint;
+mod config;
 mod cpu_time;
 mod error;
 mod faults;
@@ -20,12 +23,14 @@ mod nan_guard;
 mod optim;
 mod progress;
 mod run_dir;
+mod trainer;
 mod values;
 
 pub use checkpoint::{
     load as load_checkpoint, save as save_checkpoint, Checkpoint, LoopState,
     FORMAT as CHECKPOINT_FORMAT,
 };
+pub use config::{ObjectiveConfig, TrainVae};
 pub use cpu_time::process_cpu_seconds;
 pub use error::{Result, TrainError};
 pub use faults::{install as install_faults, nan_at as fault_nan_at, Faults};
@@ -35,4 +40,5 @@ pub use nan_guard::{non_finite_parameter, non_finite_term, NanGuard, NanPolicy, 
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use progress::Progress;
 pub use run_dir::{timestamp_id, write_atomic, RunDir};
+pub use trainer::{build_model, evaluate_elbo, Averages, Trained, Trainer, VaeSections, METRICS};
 pub use values::{Positive, UnitInterval};

@@ -1,7 +1,9 @@
 //! Sweeps: a base experiment, a grid over config keys, and seeds. Run locally in N processes
-//! (`flowvae sweep x.yaml --jobs N`) or as a Slurm job array (`--slurm`, [`crate::slurm`]);
+//! (`flowvae sweep x.yaml --jobs N`) or as a Slurm job array (`--slurm`, [`crate::sweep::slurm`]);
 //! every grid point is an ordinary run folder, and the sweep ends with a comparison (mean ± std
 //! over seeds).
+
+pub(crate) mod slurm;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,11 +11,12 @@ use std::process::{Child, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare;
 use crate::error::{Result, RunnerError};
+use crate::experiment::overrides::Override;
+use crate::experiment::yaml;
 use crate::experiment::Experiment;
-use crate::overrides::Override;
-use crate::{yaml, Device};
+use crate::report::compare;
+use crate::Device;
 use flowvae_train::{timestamp_id, write_atomic, RunDir};
 
 fn default_seeds() -> Vec<u64> {
@@ -175,8 +178,8 @@ pub fn run_point(
         run
     } else {
         if let Experiment::Vae(exp) = &experiment {
-            let splits = crate::vae_data::load_splits(&exp.data)?;
-            crate::memory::check_vae(exp, &splits.train, device)?;
+            let splits = flowvae_data::load_splits(&exp.data)?;
+            crate::run::memory::check_vae(exp, &splits.train, device)?;
         }
         let run = RunDir::create_at(&folder)?;
         write_atomic(&run.file("config.yaml")?, experiment.to_yaml().as_bytes())?;
@@ -184,9 +187,9 @@ pub fn run_point(
     };
     let result = match &experiment {
         Experiment::Vae(exp) if exp.variants.is_empty() => {
-            crate::vae_eval::run_vae(exp, &point.label, &run, device, resume).map(|_| ())
+            crate::run::eval::run_vae(exp, &point.label, &run, device, resume).map(|_| ())
         }
-        other => crate::run_in(other, &run, device, resume),
+        other => crate::run::run_in(other, &run, device, resume),
     };
     run.log_failure(result)?;
     Ok(run.path().to_path_buf())

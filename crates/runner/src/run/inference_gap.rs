@@ -22,8 +22,8 @@ use flowvae_vae::{repeat_rows, EncoderOutput};
 use serde::Serialize;
 
 use crate::error::{Result, RunnerError};
-use crate::vae_data::{load_splits, split_by_name, BatchMaker};
-use crate::vae_eval::load_run;
+use crate::run::eval::load_run;
+use flowvae_data::{load_splits, split_by_name, BatchMaker};
 use flowvae_train::Positive;
 use flowvae_train::{Optimizer, OptimizerConfig};
 

@@ -48,7 +48,7 @@ mod tests {
     fn labels_show_counts_and_non_default_settings_only() {
         let yaml = "- planar: {k: 8}\n- affine_coupling: {k: 4, hidden: [64]}\n- reverse: {}\n";
         let specs: Vec<flowvae_flows::FlowSpec> =
-            crate::yaml::parse(std::path::Path::new("t.yaml"), yaml).unwrap();
+            crate::experiment::yaml::parse(std::path::Path::new("t.yaml"), yaml).unwrap();
         assert_eq!(
             stack_label(&specs),
             "planar(k=8) + affine_coupling(hidden=[64], k=4) + reverse"

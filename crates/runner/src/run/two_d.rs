@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::error::{Result, RunnerError};
 use crate::experiment::{Experiment2d, Target2d};
-use crate::summary::{RunSummary, TwoDSummary, Versions};
+use crate::run::summary::{RunSummary, TwoDSummary, Versions};
 use flowvae_plot::{density_side_by_side, line_chart, scatter, Grid2d, Series};
 use flowvae_train::MetricsWriter;
 use flowvae_train::Optimizer;
@@ -66,9 +66,9 @@ impl Model {
 }
 
 fn build_model(exp: &Experiment2d, device: &Device) -> Result<Model> {
-    let store = crate::memory::limited_store(exp.seed);
+    let store = crate::run::memory::limited_store(exp.seed);
     build_model_on(exp, store.clone(), device)
-        .map_err(|err| crate::memory::explain_refusal(&store, err, "flow"))
+        .map_err(|err| crate::run::memory::explain_refusal(&store, err, "flow"))
 }
 
 /// Refuses a 2-D experiment whose stack would not fit in memory, before any run folder exists.
@@ -255,7 +255,7 @@ pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<TwoDS
         parameters: model.store.num_scalars(),
         seed: exp.seed,
         steps,
-        threads: Some(crate::threads::workers()),
+        threads: Some(crate::run::threads::workers()),
         train_seconds,
         versions: Some(Versions::current()),
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -372,7 +372,7 @@ fn report_2d(
         Target2d::Energy(t) => format!("target exp(-{})", t.name().to_uppercase()),
         Target2d::Samples(t) => format!("target {}", t.name()),
     };
-    let learned_title = format!("learned: {}", crate::labels::stack_label(&exp.flow));
+    let learned_title = format!("learned: {}", crate::report::labels::stack_label(&exp.flow));
     density_side_by_side(
         &run.file("plots/density.png")?,
         &[(&target_title, &target_grid), (&learned_title, &learned)],
@@ -380,7 +380,7 @@ fn report_2d(
     let shown = &samples[..exp.plot.samples.get().min(samples.len())];
     scatter(
         &run.file("plots/samples.png")?,
-        &format!("samples: {}", crate::labels::stack_label(&exp.flow)),
+        &format!("samples: {}", crate::report::labels::stack_label(&exp.flow)),
         shown,
         xr,
         yr,

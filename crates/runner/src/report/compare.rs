@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, RunnerError};
-use crate::summary::{RunSummary, VaeSummary};
+use crate::run::summary::{RunSummary, VaeSummary};
 use flowvae_plot::{bar_chart, line_chart, Series};
 use flowvae_train::read_metrics;
 use flowvae_train::write_atomic;

@@ -1,5 +1,9 @@
 //! The experiment file: one YAML per experiment, sections validated as they are parsed.
 
+pub(crate) mod overrides;
+pub(crate) mod vae;
+pub(crate) mod yaml;
+
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
@@ -9,9 +13,8 @@ use flowvae_flows::MAX_WIDTH;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunnerError};
-use crate::overrides::{apply, Override};
-use crate::vae_config::ExperimentVae;
-use crate::yaml;
+use crate::experiment::overrides::{apply, Override};
+use crate::experiment::vae::ExperimentVae;
 use flowvae_train::OptimizerConfig;
 
 /// What a 2-D experiment fits its flow to.

@@ -9,8 +9,8 @@ use flowvae_flows::{check_composed, perturb_parameters, CheckReport};
 use flowvae_nn::{seeded, standard_normal};
 
 use crate::error::{Result, RunnerError};
+use crate::experiment::yaml;
 use crate::experiment::Experiment;
-use crate::yaml;
 
 /// Settings of a check.
 #[derive(Debug, Clone)]

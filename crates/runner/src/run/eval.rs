@@ -11,16 +11,17 @@ use flowvae_nn::{seeded, standard_normal};
 use flowvae_vae::{log_likelihood, FlowVae};
 
 use crate::error::{Result, RunnerError};
+use crate::experiment::vae::ExperimentVae;
 use crate::experiment::Experiment;
-use crate::summary::{RunSummary, TestMetrics, VaeSummary, Versions};
-use crate::vae_config::ExperimentVae;
-use crate::vae_data::{describe, load_splits, BatchMaker};
-use crate::vae_train::{build_model, evaluate_elbo, train};
+use crate::run::summary::{RunSummary, TestMetrics, VaeSummary, Versions};
+use crate::run::train::train;
+use flowvae_data::{describe, load_splits, BatchMaker};
 use flowvae_plot::{image_grid, line_chart, Series};
 use flowvae_train::process_cpu_seconds;
 use flowvae_train::read_metrics;
 use flowvae_train::Progress;
 use flowvae_train::RunDir;
+use flowvae_train::{build_model, evaluate_elbo};
 
 /// Mean test NLL `−log p(x)` in nats with `S` importance samples per image.
 pub fn test_nll(
@@ -103,7 +104,7 @@ pub fn run_vae(
             recon: Some(test.recon),
             other: Default::default(),
         },
-        threads: Some(crate::threads::workers()),
+        threads: Some(crate::run::threads::workers()),
         train_seconds: Some(trained.train_seconds),
         versions: Some(Versions::current()),
         other: Default::default(),
@@ -118,7 +119,7 @@ pub fn run_vae(
 
 /// `planar(k=8) + affine_coupling(k=4)`, or `none` for a plain VAE.
 pub fn flow_label(exp: &ExperimentVae) -> String {
-    crate::labels::posterior_label(&exp.flow)
+    crate::report::labels::posterior_label(&exp.flow)
 }
 
 fn to_images(t: &Tensor) -> Result<Vec<Vec<f32>>> {
@@ -198,7 +199,6 @@ pub fn sample_prior(model: &FlowVae, n: usize, seed: u64, device: &Device) -> Re
 #[derive(Debug)]
 pub struct LoadedRun {
     pub exp: ExperimentVae,
-    pub store: ParamStore,
     pub model: FlowVae,
 }
 
@@ -218,14 +218,15 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     let checkpoint = dir.join("checkpoints/best.safetensors");
     let store = ParamStore::from_safetensors(&checkpoint, DType::F32, device)?;
     let splits = load_splits(&exp.data)?;
-    let model =
-        build_model(&exp, &store, splits.test.dim, device).map_err(|e| RunnerError::Config {
+    let model = build_model(&exp.sections(), &store, splits.test.dim, device).map_err(|e| {
+        RunnerError::Config {
             file: checkpoint.clone(),
             location: None,
             message: format!("does not fit the model of config.yaml: {e}"),
-        })?;
+        }
+    })?;
     store.check_complete(&checkpoint.display().to_string())?;
-    Ok(LoadedRun { exp, store, model })
+    Ok(LoadedRun { exp, model })
 }
 
 /// `flowvae eval`: recomputes the test NLL with `samples` importance samples and records it

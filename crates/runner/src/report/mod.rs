@@ -1,0 +1,5 @@
+//! Reports over finished runs: comparison tables and plots, and the labels that name flows
+//! in them.
+
+pub(crate) mod compare;
+pub(crate) mod labels;

@@ -1,0 +1,5 @@
+//! The subcommands beside training: `flowvae bench`, `flowvae check`, `flowvae transform`.
+
+pub(crate) mod bench;
+pub(crate) mod check;
+pub(crate) mod transform;
