@@ -42,6 +42,25 @@ impl<'a> Conditioning<'a> {
 ///
 /// Parameters are either global (trainable tensors of the flow) or amortized: a flow that
 /// reports `num_amortized_params() = P > 0` reads its parameters from `cond.params`, `(B, P)`.
+///
+/// An amortized planar layer on ℝ² driven by per-sample parameters, there and back:
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use flowvae_flows::{Conditioning, Flow, ParamStore, Planar};
+///
+/// let store = ParamStore::new(0);
+/// let planar = Planar::new(store.var_builder(DType::F64, &Device::Cpu), 2, true)?;
+/// assert_eq!(planar.num_amortized_params(), 5); // u (2), w (2), b (1)
+/// let z = Tensor::new(&[[0.5f64, -1.0], [2.0, 0.25]], &Device::Cpu)?;
+/// // One parameter row per sample: u, w, b.
+/// let params = Tensor::new(&[[1.0f64, 0.5, 0.3, -0.2, 0.1], [0.2, 0.4, 1.0, 0.0, -0.5]], &Device::Cpu)?;
+/// let (y, log_det) = planar.forward(&z, Conditioning::params(&params))?;
+/// let (back, log_det_inverse) = planar.inverse(&y, Conditioning::params(&params))?;
+/// let gap: f64 = (back - &z)?.abs()?.max_all()?.to_scalar()?;
+/// let sum: f64 = (log_det + log_det_inverse)?.abs()?.max_all()?.to_scalar()?;
+/// assert!(gap < 1e-9 && sum < 1e-9);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Flow: Debug + Send + Sync {
     /// Short name used in messages and reports (`planar`, `affine_coupling`, …).
     fn name(&self) -> String;
