@@ -13,6 +13,7 @@
 //! Images are held in a [`Dataset`]: a row-major `(n, dim)` `f32` matrix with values in
 //! `[0, 1]`. All randomness comes from seeded ChaCha8 RNGs ([`rng`]); the same seed gives the
 //! same numbers.
+#![warn(missing_docs)]
 
 pub mod amat;
 pub mod batcher;

@@ -17,6 +17,7 @@
 //! - `report/`: comparison tables and plots, labels of flows.
 //! - `sweep/`: grids of runs, locally or as a Slurm job array.
 //! - `tools/`: `flowvae bench`, `check` and `transform`.
+#![warn(missing_docs)]
 
 mod error;
 mod experiment;

@@ -141,7 +141,9 @@ pub struct Experiment2d {
 /// experiment, `data:` for a Flow-VAE).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Experiment {
+    /// A 2-D density: a target (samples or an energy) and a flow stack.
     TwoD(Experiment2d),
+    /// A Flow-VAE, or several variants compared.
     Vae(ExperimentVae),
 }
 

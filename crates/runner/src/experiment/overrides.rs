@@ -8,7 +8,9 @@ use crate::error::{Result, RunnerError};
 /// One `path=value` override; `value` is read as YAML (`8`, `0.5`, `[64, 64]`, `{k: 4}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Override {
+    /// The key's path, e.g. `["flow", "0", "planar", "k"]`.
     pub path: Vec<String>,
+    /// The value, parsed as YAML.
     pub value: Value,
     /// As the user typed it, for messages.
     pub text: String,

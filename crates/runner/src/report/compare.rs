@@ -13,6 +13,7 @@ use flowvae_train::write_atomic;
 /// What one finished Flow-VAE run folder reports.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
+    /// The run folder.
     pub dir: PathBuf,
     /// The model's name: the variant folder, or the experiment name.
     pub label: String,
@@ -191,64 +192,94 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
     let base_group = baseline
         .and_then(|b| groups.iter().find(|((_, l), _)| l == b))
         .map(|(_, g)| g);
-    let base_nll = base_group.map(|g| mean_std(&g.values(nll)).0);
-    let mut md = format!(
-        "Test NLL by importance sampling with S = {samples}; data: {data}. Lower is better.\n\n"
-    );
-    md.push_str("| model | flow | params | seeds | test NLL (nats) |");
-    if base_nll.is_some() {
-        md.push_str(" Δ NLL vs baseline |");
-    }
-    md.push_str(
-        " test −ELBO | KL | epochs | train time (s) | CPU time (s) |\n|---|---|---|---|---|",
-    );
-    if base_nll.is_some() {
-        md.push_str("---|");
-    }
-    md.push_str("---|---|---|---|---|\n");
-    let mut csv = String::from("model,flow,parameters,seeds,test_nll_mean,test_nll_std,nll_samples,test_neg_elbo_mean,test_kl_mean,epochs_mean,train_seconds_mean,cpu_seconds_mean\n");
+    let mut md = table_header(samples, &data, base_group.is_some());
+    let mut csv = String::from(CSV_HEADER);
     let mut bars = Vec::new();
     for ((_, label), group) in &groups {
-        let nll = group.values(nll);
-        let (nll_mean, nll_std) = mean_std(&nll);
-        md.push_str(&format!(
-            "| {label} | {} | {} | {} | {} |",
-            group.text(|s| s.flow.clone()),
-            group.text(parameters),
-            group.runs.len(),
-            cell(&nll, 2)
-        ));
-        match base_group {
-            Some(base) if std::ptr::eq(base, group) => md.push_str("  |"),
-            Some(base) => md.push_str(&format!(" {} |", delta_cell(group, base))),
-            None => {}
-        }
-        md.push_str(&format!(
-            " {} | {} | {} | {} | {} |\n",
-            cell(&group.values(|s| s.test.neg_elbo), 2),
-            cell(&group.values(|s| s.test.kl), 2),
-            cell(&group.values(|s| s.epochs.map(|e| e as f64)), 0),
-            cell(&group.values(|s| s.train_seconds), 0),
-            cell(&group.values(|s| s.cpu_seconds), 0)
-        ));
-        csv.push_str(&format!(
-            "{label},\"{}\",{},{},{nll_mean},{},{samples},{},{},{},{},{}\n",
-            group.text(|s| s.flow.clone()),
-            group.text(parameters),
-            group.runs.len(),
-            nll_std.unwrap_or(0.0),
-            mean_std(&group.values(|s| s.test.neg_elbo)).0,
-            mean_std(&group.values(|s| s.test.kl)).0,
-            mean_std(&group.values(|s| s.epochs.map(|e| e as f64))).0,
-            mean_std(&group.values(|s| s.train_seconds)).0,
-            mean_std(&group.values(|s| s.cpu_seconds)).0,
-        ));
+        md.push_str(&markdown_row(label, group, base_group));
+        csv.push_str(&csv_row(label, group, samples));
+        let (nll_mean, nll_std) = mean_std(&group.values(nll));
         bars.push((label.clone(), nll_mean, nll_std));
     }
     std::fs::create_dir_all(out.join("plots"))
         .map_err(|e| RunnerError::io(out, "cannot create plots/", e))?;
     write_atomic(&out.join("comparison.md"), md.as_bytes())?;
     write_atomic(&out.join("comparison.csv"), csv.as_bytes())?;
+    write_plots(runs, out, samples, &bars)?;
+    Ok(md)
+}
+
+const CSV_HEADER: &str = "model,flow,parameters,seeds,test_nll_mean,test_nll_std,nll_samples,test_neg_elbo_mean,test_kl_mean,epochs_mean,train_seconds_mean,cpu_seconds_mean\n";
+
+/// The sentence above the table and the table's header (with a Δ column when there is a
+/// baseline).
+fn table_header(samples: usize, data: &str, with_delta: bool) -> String {
+    let mut md = format!(
+        "Test NLL by importance sampling with S = {samples}; data: {data}. Lower is better.\n\n"
+    );
+    md.push_str("| model | flow | params | seeds | test NLL (nats) |");
+    if with_delta {
+        md.push_str(" Δ NLL vs baseline |");
+    }
+    md.push_str(
+        " test −ELBO | KL | epochs | train time (s) | CPU time (s) |\n|---|---|---|---|---|",
+    );
+    if with_delta {
+        md.push_str("---|");
+    }
+    md.push_str("---|---|---|---|---|\n");
+    md
+}
+
+/// One model's row of `comparison.md`: mean ± std over its seeds.
+fn markdown_row(label: &str, group: &Group, base_group: Option<&Group>) -> String {
+    let mut row = format!(
+        "| {label} | {} | {} | {} | {} |",
+        group.text(|s| s.flow.clone()),
+        group.text(parameters),
+        group.runs.len(),
+        cell(&group.values(nll), 2)
+    );
+    match base_group {
+        Some(base) if std::ptr::eq(base, group) => row.push_str("  |"),
+        Some(base) => row.push_str(&format!(" {} |", delta_cell(group, base))),
+        None => {}
+    }
+    row.push_str(&format!(
+        " {} | {} | {} | {} | {} |\n",
+        cell(&group.values(|s| s.test.neg_elbo), 2),
+        cell(&group.values(|s| s.test.kl), 2),
+        cell(&group.values(|s| s.epochs.map(|e| e as f64)), 0),
+        cell(&group.values(|s| s.train_seconds), 0),
+        cell(&group.values(|s| s.cpu_seconds), 0)
+    ));
+    row
+}
+
+/// One model's row of `comparison.csv`: means (and the NLL's std) over its seeds.
+fn csv_row(label: &str, group: &Group, samples: usize) -> String {
+    let (nll_mean, nll_std) = mean_std(&group.values(nll));
+    format!(
+        "{label},\"{}\",{},{},{nll_mean},{},{samples},{},{},{},{},{}\n",
+        group.text(|s| s.flow.clone()),
+        group.text(parameters),
+        group.runs.len(),
+        nll_std.unwrap_or(0.0),
+        mean_std(&group.values(|s| s.test.neg_elbo)).0,
+        mean_std(&group.values(|s| s.test.kl)).0,
+        mean_std(&group.values(|s| s.epochs.map(|e| e as f64))).0,
+        mean_std(&group.values(|s| s.train_seconds)).0,
+        mean_std(&group.values(|s| s.cpu_seconds)).0,
+    )
+}
+
+/// Overlaid validation curves (one per run) and the NLL bars, as PNG and SVG.
+fn write_plots(
+    runs: &[RunRecord],
+    out: &Path,
+    samples: usize,
+    bars: &[(String, f64, Option<f64>)],
+) -> Result<()> {
     let series: Vec<Series> = runs
         .iter()
         .map(|r| Series {
@@ -272,10 +303,10 @@ pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result
             &out.join(format!("plots/compare_nll.{ext}")),
             &format!("test NLL (S = {samples})"),
             "nats",
-            &bars,
+            bars,
         )?;
     }
-    Ok(md)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -38,7 +38,9 @@ pub struct GapOptions {
     pub samples_per_step: usize,
     /// Samples per image for the final ELBO and importance-sampled estimates.
     pub eval_samples: usize,
+    /// Learning rate of the per-image optimisation.
     pub lr: f64,
+    /// Seed of its noise.
     pub seed: u64,
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod summary;
 pub(crate) mod threads;
 pub(crate) mod train;
 pub(crate) mod two_d;
+mod two_d_report;
 
 use std::path::{Path, PathBuf};
 

@@ -11,21 +11,20 @@ use flowvae_flows::{
 };
 use flowvae_nn::backward_with_sink;
 use flowvae_nn::{seeded, standard_normal, SeededRng};
-use serde_json::json;
 
+use super::two_d_report::{plot_curve, report_2d};
 use crate::error::{Result, RunnerError};
 use crate::experiment::{Experiment2d, Target2d};
 use crate::run::summary::{RunSummary, TwoDSummary, Versions};
-use flowvae_plot::{density_side_by_side, line_chart, scatter, Grid2d, Series};
 use flowvae_train::MetricsWriter;
 use flowvae_train::Optimizer;
 use flowvae_train::Progress;
 use flowvae_train::{write_atomic, RunDir};
 
 /// Points evaluated per chunk when a density is drawn on a grid.
-const GRID_CHUNK: usize = 8192;
+pub(super) const GRID_CHUNK: usize = 8192;
 
-fn points_tensor(points: &[[f64; 2]], device: &Device) -> Result<Tensor> {
+pub(super) fn points_tensor(points: &[[f64; 2]], device: &Device) -> Result<Tensor> {
     let flat: Vec<f32> = points
         .iter()
         .flat_map(|p| [p[0] as f32, p[1] as f32])
@@ -33,7 +32,7 @@ fn points_tensor(points: &[[f64; 2]], device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(flat, (points.len(), 2), device)?)
 }
 
-fn tensor_points(t: &Tensor) -> Result<Vec<[f64; 2]>> {
+pub(super) fn tensor_points(t: &Tensor) -> Result<Vec<[f64; 2]>> {
     let rows: Vec<Vec<f32>> = t.to_dtype(DType::F32)?.to_vec2()?;
     Ok(rows
         .iter()
@@ -41,7 +40,7 @@ fn tensor_points(t: &Tensor) -> Result<Vec<[f64; 2]>> {
         .collect())
 }
 
-fn mean_f64(t: &Tensor) -> Result<f64> {
+pub(super) fn mean_f64(t: &Tensor) -> Result<f64> {
     Ok(t.mean_all()?.to_dtype(DType::F64)?.to_scalar()?)
 }
 
@@ -54,13 +53,14 @@ pub fn beta_at(step: usize, warmup: usize) -> f64 {
     }
 }
 
-struct Model {
-    store: ParamStore,
-    dist: FlowDistribution,
+/// A 2-D flow distribution and the store of its parameters.
+pub(super) struct Model {
+    pub(super) store: ParamStore,
+    pub(super) dist: FlowDistribution,
 }
 
 impl Model {
-    fn stack(&self) -> &dyn Flow {
+    pub(super) fn stack(&self) -> &dyn Flow {
         self.dist.flow()
     }
 }
@@ -119,7 +119,7 @@ struct StepLoss {
 }
 
 /// The energy trained against: `U(z)` plus the confining wall, `(B,)`.
-fn walled_energy(target: Energy2d, z: &Tensor, wall: Option<f64>) -> Result<Tensor> {
+pub(super) fn walled_energy(target: Energy2d, z: &Tensor, wall: Option<f64>) -> Result<Tensor> {
     let energy = flowvae_data::energy(target, z)?;
     match wall {
         Some(a) => {
@@ -131,7 +131,7 @@ fn walled_energy(target: Energy2d, z: &Tensor, wall: Option<f64>) -> Result<Tens
 }
 
 /// `U(x, y)` plus the wall, in f64, for the target plot and its normaliser.
-fn walled_energy_f64(target: Energy2d, x: f64, y: f64, wall: Option<f64>) -> f64 {
+pub(super) fn walled_energy_f64(target: Energy2d, x: f64, y: f64, wall: Option<f64>) -> f64 {
     let penalty = |v: f64| wall.map_or(0.0, |a| 0.5 * ((v.abs() - a).max(0.0) * 4.0).powi(2));
     target.energy_f64(x, y) + penalty(x) + penalty(y)
 }
@@ -187,57 +187,9 @@ pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<TwoDS
         }
         Target2d::Energy(_) => None,
     };
-    let columns = ["step", "loss", "beta", "monitor", "test_nll", "time_s"];
-    let mut metrics = MetricsWriter::create(&run.file("metrics.csv")?, &columns)?;
     let steps = exp.train.steps.get();
-    let batch = exp.train.batch_size.get();
-    let mut optimizer: Option<Optimizer> = None;
-    let mut progress = Progress::new("train", steps as u64);
-    let mut curve = Vec::new();
-    for step in 1..=steps {
-        let beta = beta_at(step, exp.train.beta_warmup_steps);
-        let step_loss = match exp.target {
-            Target2d::Energy(target) => {
-                let eps = standard_normal(&mut noise, (batch, 2), DType::F32, device)?;
-                energy_loss(&model, target, &eps, beta, exp.train.wall)?
-            }
-            Target2d::Samples(toy) => {
-                let x = points_tensor(&toy.sample(batch, &mut data_rng), device)?;
-                density_loss(&model, &x)?
-            }
-        };
-        // Created after the first forward so data-dependent initialisations (ActNorm) exist.
-        let opt = match optimizer.as_mut() {
-            Some(o) => o,
-            None => optimizer.insert(Optimizer::new(model.store.vars(), exp.optimizer.clone())?),
-        };
-        let loss_value = mean_f64(&step_loss.loss)?;
-        if !loss_value.is_finite() {
-            return Err(RunnerError::NonFinite {
-                what: format!("loss at step {step}"),
-                step,
-            });
-        }
-        opt.step(&backward_with_sink(&step_loss.loss)?)?;
-        progress.set(step as u64, &format!("loss {loss_value:.4}"));
-        if step % exp.train.log_every.get() == 0 || step == steps {
-            let test_nll = match &test_set {
-                Some(t) => mean_f64(&model.dist.log_prob(t, Conditioning::none())?.neg()?)?,
-                None => f64::NAN,
-            };
-            let elapsed = started.elapsed().as_secs_f64();
-            metrics.row(&[
-                step as f64,
-                loss_value,
-                beta,
-                step_loss.monitor,
-                test_nll,
-                elapsed,
-            ])?;
-            curve.push((step as f64, step_loss.monitor));
-        }
-    }
-    progress.finish();
+    let rngs = (&mut noise, &mut data_rng);
+    let curve = fit_2d(exp, &model, run, device, rngs, test_set.as_ref(), &started)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let checkpoint = run.file("checkpoints/final.safetensors")?;
     write_atomic(&checkpoint, &model.store.to_safetensors_bytes()?)?;
@@ -265,146 +217,67 @@ pub fn run_2d(exp: &Experiment2d, run: &RunDir, device: &Device) -> Result<TwoDS
     Ok(summary)
 }
 
-fn extent(exp: &Experiment2d) -> ((f64, f64), (f64, f64)) {
-    if let Some([x0, x1, y0, y1]) = exp.plot.extent {
-        return ((x0, x1), (y0, y1));
-    }
-    let e = match exp.target {
-        Target2d::Energy(t) => t.extent(),
-        Target2d::Samples(t) => t.extent(),
-    };
-    ((e.x[0], e.x[1]), (e.y[0], e.y[1]))
-}
-
-/// Normalised histogram of points on the grid's cells.
-fn histogram(points: &[[f64; 2]], grid: &mut Grid2d) {
-    let (w, h) = grid.cell_size();
-    for p in points {
-        let i = ((p[0] - grid.x_range.0) / w).floor();
-        let j = ((p[1] - grid.y_range.0) / h).floor();
-        if i >= 0.0 && j >= 0.0 && (i as usize) < grid.nx && (j as usize) < grid.ny {
-            grid.values[j as usize * grid.nx + i as usize] += 1.0;
-        }
-    }
-    let scale = 1.0 / (points.len().max(1) as f64 * w * h);
-    grid.values.iter_mut().for_each(|v| *v *= scale);
-}
-
-fn learned_density(
-    model: &Model,
-    grid: &mut Grid2d,
-    samples: &[[f64; 2]],
-    device: &Device,
-) -> Result<&'static str> {
-    if !model.stack().is_invertible() {
-        histogram(samples, grid);
-        return Ok("histogram of samples (the stack has no inverse)");
-    }
-    let centers = grid.cell_centers();
-    let mut values = Vec::with_capacity(centers.len());
-    for chunk in centers.chunks(GRID_CHUNK) {
-        let log_p = model
-            .dist
-            .log_prob(&points_tensor(chunk, device)?, Conditioning::none())?;
-        let v: Vec<f32> = log_p.exp()?.to_vec1()?;
-        values.extend(
-            v.iter()
-                .map(|&p| if p.is_finite() { f64::from(p) } else { 0.0 }),
-        );
-    }
-    grid.values = values;
-    Ok("exact density by the inverse")
-}
-
-fn report_2d(
+/// The training steps of a 2-D run, with `metrics.csv` every `log_every` steps; returns the
+/// monitored curve `(step, value)` for the loss plot.
+fn fit_2d(
     exp: &Experiment2d,
     model: &Model,
     run: &RunDir,
     device: &Device,
-    noise: &mut SeededRng,
+    (noise, data_rng): (&mut SeededRng, &mut SeededRng),
     test_set: Option<&Tensor>,
-) -> Result<serde_json::Value> {
-    let (xr, yr) = extent(exp);
-    let n = exp.plot.grid.get();
-    let (samples_t, log_q) = model.dist.sample(
-        exp.plot.samples.get().max(20_000),
-        noise,
-        DType::F32,
-        device,
-        Conditioning::none(),
-    )?;
-    let samples = tensor_points(&samples_t)?;
-    let mut learned = Grid2d::new(xr, yr, n, n);
-    let how = learned_density(model, &mut learned, &samples, device)?;
-    let (target_grid, final_metrics) = match exp.target {
-        Target2d::Energy(target) => {
-            let wall = exp.train.wall;
-            let mut grid = Grid2d::evaluate(xr, yr, n, n, |x, y| {
-                (-walled_energy_f64(target, x, y, wall)).exp()
+    started: &Instant,
+) -> Result<Vec<(f64, f64)>> {
+    let columns = ["step", "loss", "beta", "monitor", "test_nll", "time_s"];
+    let mut metrics = MetricsWriter::create(&run.file("metrics.csv")?, &columns)?;
+    let steps = exp.train.steps.get();
+    let batch = exp.train.batch_size.get();
+    let mut optimizer: Option<Optimizer> = None;
+    let mut progress = Progress::new("train", steps as u64);
+    let mut curve = Vec::new();
+    for step in 1..=steps {
+        let beta = beta_at(step, exp.train.beta_warmup_steps);
+        let step_loss = match exp.target {
+            Target2d::Energy(target) => {
+                let eps = standard_normal(noise, (batch, 2), DType::F32, device)?;
+                energy_loss(model, target, &eps, beta, exp.train.wall)?
+            }
+            Target2d::Samples(toy) => {
+                let x = points_tensor(&toy.sample(batch, data_rng), device)?;
+                density_loss(model, &x)?
+            }
+        };
+        // Created after the first forward so data-dependent initialisations (ActNorm) exist.
+        let opt = match optimizer.as_mut() {
+            Some(o) => o,
+            None => optimizer.insert(Optimizer::new(model.store.vars(), exp.optimizer.clone())?),
+        };
+        let loss_value = mean_f64(&step_loss.loss)?;
+        if !loss_value.is_finite() {
+            return Err(RunnerError::NonFinite {
+                what: format!("loss at step {step}"),
+                step,
             });
-            let (w, h) = grid.cell_size();
-            let z: f64 = grid.values.iter().sum::<f64>() * w * h;
-            grid.values.iter_mut().for_each(|v| *v /= z);
-            let energy = walled_energy(target, &samples_t, wall)?;
-            let objective = mean_f64(&(log_q + energy)?)?;
-            let metrics = json!({
-                "reverse_kl_objective": objective,
-                "log_z_on_grid": z.ln(),
-                "kl_q_p": objective + z.ln(),
-                "mass_in_extent": learned.values.iter().sum::<f64>() * w * h,
-            });
-            (grid, metrics)
         }
-        Target2d::Samples(toy) => {
-            let mut grid = Grid2d::new(xr, yr, n, n);
-            histogram(
-                &toy.sample(200_000, &mut seeded(exp.seed, flowvae_nn::Stream::Plot)),
-                &mut grid,
-            );
-            let nll = match test_set {
+        opt.step(&backward_with_sink(&step_loss.loss)?)?;
+        progress.set(step as u64, &format!("loss {loss_value:.4}"));
+        if step % exp.train.log_every.get() == 0 || step == steps {
+            let test_nll = match test_set {
                 Some(t) => mean_f64(&model.dist.log_prob(t, Conditioning::none())?.neg()?)?,
                 None => f64::NAN,
             };
-            (grid, json!({ "test_nll": nll }))
+            let elapsed = started.elapsed().as_secs_f64();
+            metrics.row(&[
+                step as f64,
+                loss_value,
+                beta,
+                step_loss.monitor,
+                test_nll,
+                elapsed,
+            ])?;
+            curve.push((step as f64, step_loss.monitor));
         }
-    };
-    let target_title = match exp.target {
-        Target2d::Energy(t) => format!("target exp(-{})", t.name().to_uppercase()),
-        Target2d::Samples(t) => format!("target {}", t.name()),
-    };
-    let learned_title = format!("learned: {}", crate::report::labels::stack_label(&exp.flow));
-    density_side_by_side(
-        &run.file("plots/density.png")?,
-        &[(&target_title, &target_grid), (&learned_title, &learned)],
-    )?;
-    let shown = &samples[..exp.plot.samples.get().min(samples.len())];
-    scatter(
-        &run.file("plots/samples.png")?,
-        &format!("samples: {}", crate::report::labels::stack_label(&exp.flow)),
-        shown,
-        xr,
-        yr,
-    )?;
-    let mut metrics = final_metrics;
-    metrics["learned_density"] = json!(how);
-    Ok(metrics)
-}
-
-fn plot_curve(exp: &Experiment2d, run: &RunDir, curve: Vec<(f64, f64)>) -> Result<()> {
-    let label = match exp.target {
-        Target2d::Energy(_) => "E_q[log q + U] (beta = 1)",
-        Target2d::Samples(_) => "train NLL (nats)",
-    };
-    let series = [Series {
-        name: exp.name.clone(),
-        points: curve,
-    }];
-    line_chart(
-        &run.file("plots/loss.png")?,
-        &exp.name,
-        "step",
-        label,
-        &series,
-    )?;
-    Ok(())
+    }
+    progress.finish();
+    Ok(curve)
 }

@@ -11,12 +11,14 @@ use flowvae_train::write_atomic;
 /// `--cpus-per-task`, so a task uses the cores it was given and no more.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlurmResources {
+    /// Cores per array task (`--cpus-per-task`).
     pub cpus_per_task: usize,
     /// Wall-time limit in a Slurm format (`MM`, `HH:MM:SS`, `D-HH:MM`, …); absent: the
     /// partition's default.
     pub time: Option<String>,
     /// Memory per node (`8G`, `16000M`, …); absent: the partition's default.
     pub mem: Option<String>,
+    /// Partition (`--partition`); absent: the cluster's default.
     pub partition: Option<String>,
 }
 

@@ -101,7 +101,9 @@ pub struct TrainBenchOptions {
     pub steps: usize,
     /// Untimed steps before.
     pub warmup: usize,
+    /// Images per step.
     pub batch: usize,
+    /// Seed of the weights, data order and noise.
     pub seed: u64,
 }
 
@@ -230,6 +232,7 @@ pub struct NllBenchOptions {
     pub chunk: usize,
     /// Timed repetitions of each estimator (the median is reported).
     pub repeats: usize,
+    /// Seed of the weights and samples.
     pub seed: u64,
 }
 

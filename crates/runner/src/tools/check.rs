@@ -19,6 +19,7 @@ pub struct CheckOptions {
     pub dim: Option<usize>,
     /// Random points per check.
     pub batch: usize,
+    /// Seed of the parameters and points.
     pub seed: u64,
     /// Build planar / radial / Sylvester layers amortized (random per-sample parameters).
     pub amortized: bool,
