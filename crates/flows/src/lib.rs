@@ -49,9 +49,11 @@ pub use error::{FlowError, Result};
 pub use flow::{expand_rows, Conditioning, Flow};
 pub use flowvae_nn::{seeded, FusedOp, ParamStore, Runtime, SeededRng, Stream};
 pub use layers::actnorm::ActNorm;
+pub use layers::additive_coupling::AdditiveCoupling;
 pub use layers::autoregressive::AutoregressiveAffine;
 pub use layers::coupling::AffineCoupling;
 pub use layers::elementwise::{Elementwise, ElementwiseAffine, ElementwiseMap};
+pub use layers::lu_linear::LuLinear;
 pub use layers::made::Made;
 pub use layers::permutation::Permutation;
 pub use layers::planar::Planar;
@@ -60,6 +62,6 @@ pub use layers::radial::Radial;
 pub use layers::sylvester::{Sylvester, SylvesterKind};
 pub use param_source::{split_columns, Block, ParamSource};
 pub use spec::{
-    build_stack, FlowSpec, HouseholderSpec, LayerSite, LeakyReluSpec, NetSpec, NoSettings,
-    OrthogonalSpec, PermuteSpec, RepeatSpec, StackOptions, MAX_LAYERS, MAX_WIDTH,
+    build_stack, AdditiveSpec, FlowSpec, HouseholderSpec, LayerSite, LeakyReluSpec, NetSpec,
+    NoSettings, OrthogonalSpec, PermuteSpec, RepeatSpec, StackOptions, MAX_LAYERS, MAX_WIDTH,
 };

@@ -1,9 +1,11 @@
 //! The flow layers, one family per file (Sylvester in its own folder).
 
 pub(crate) mod actnorm;
+pub(crate) mod additive_coupling;
 pub(crate) mod autoregressive;
 pub(crate) mod coupling;
 pub(crate) mod elementwise;
+pub(crate) mod lu_linear;
 pub(crate) mod made;
 pub(crate) mod permutation;
 pub(crate) mod planar;

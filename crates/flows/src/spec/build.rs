@@ -2,14 +2,18 @@
 
 use candle_nn::VarBuilder;
 
-use super::{FlowSpec, HouseholderSpec, NetSpec, OrthogonalSpec, PermuteSpec, RepeatSpec};
+use super::{
+    AdditiveSpec, FlowSpec, HouseholderSpec, NetSpec, OrthogonalSpec, PermuteSpec, RepeatSpec,
+};
 use crate::composed::{Composed, Inverted};
 use crate::error::Result;
 use crate::flow::Flow;
 use crate::layers::actnorm::ActNorm;
+use crate::layers::additive_coupling::AdditiveCoupling;
 use crate::layers::autoregressive::AutoregressiveAffine;
 use crate::layers::coupling::AffineCoupling;
 use crate::layers::elementwise::{Elementwise, ElementwiseAffine, ElementwiseMap};
+use crate::layers::lu_linear::LuLinear;
 use crate::layers::permutation::Permutation;
 use crate::layers::planar::Planar;
 use crate::layers::planar_stack::PlanarStack;
@@ -87,6 +91,12 @@ impl FlowSpec {
             Self::SylvesterHouseholder(s) => s.build(site),
             Self::SylvesterTriangular(s) => s.triangular(site),
             Self::AffineCoupling(s) => s.coupling(site),
+            Self::AdditiveCoupling(s) => s.build(site),
+            Self::LuLinear(s) => one(Box::new(LuLinear::new(
+                site.vb.clone(),
+                dim,
+                PermuteSpec::seed(s.as_ref(), site),
+            )?)),
             Self::Maf(s) => s.autoregressive(site, true),
             Self::Iaf(s) => s.autoregressive(site, false),
             Self::ActNorm(_) => one(Box::new(ActNorm::new(site.vb.clone(), site.store, dim)?)),
@@ -197,15 +207,40 @@ impl NetSpec {
 }
 
 impl PermuteSpec {
+    /// The seed of the entry's permutation: its own, or the stack's plus its index.
+    fn seed(spec: Option<&Self>, site: &LayerSite<'_>) -> u64 {
+        spec.and_then(|s| s.seed)
+            .unwrap_or(site.options.seed.wrapping_add(site.index as u64))
+    }
+
     fn build(spec: Option<&Self>, site: &LayerSite<'_>) -> Result<Box<dyn Flow>> {
-        let seed = spec
-            .and_then(|s| s.seed)
-            .unwrap_or(site.options.seed.wrapping_add(site.index as u64));
+        let seed = Self::seed(spec, site);
         Ok(Box::new(Permutation::random(
             site.dim,
             seed,
             site.vb.device(),
         )?))
+    }
+}
+
+impl AdditiveSpec {
+    /// `k` additive couplings with alternating masks, then the optional diagonal scaling.
+    fn build(&self, site: &LayerSite<'_>) -> Result<Layers> {
+        let mut layers = site.repeat(self.k, |j, vb| {
+            Ok(Box::new(AdditiveCoupling::new(
+                vb,
+                site.dim,
+                &self.hidden,
+                self.activation,
+                j % 2,
+                self.context,
+            )?))
+        })?;
+        if self.scale {
+            let vb = site.vb.pp("scale");
+            layers.push(Box::new(ElementwiseAffine::new(vb, site.dim)?));
+        }
+        Ok(layers)
     }
 }
 
@@ -277,4 +312,62 @@ pub fn build_stack(
         layers.extend(spec.build(&site)?);
     }
     Composed::new(dim, layers)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+
+    use super::*;
+
+    fn build(yaml: &str, dim: usize) -> Result<Composed> {
+        let specs: Vec<FlowSpec> = serde_yaml::with::singleton_map_recursive::deserialize(
+            serde_yaml::Deserializer::from_str(yaml),
+        )
+        .unwrap();
+        let store = ParamStore::new(0);
+        let vb = store.var_builder(DType::F64, &Device::Cpu).pp("flow");
+        let options = StackOptions {
+            amortized_default: false,
+            seed: 0,
+        };
+        build_stack(&specs, dim, &store, vb, options)
+    }
+
+    /// Bad settings of the new kinds name their YAML field before anything is built.
+    #[test]
+    fn bad_settings_of_additive_coupling_name_the_field() {
+        for (yaml, dim, field) in [
+            (
+                "- additive_coupling: {k: 2}",
+                1,
+                "flow[0].additive_coupling.k",
+            ),
+            (
+                "- lu_linear: {}\n- additive_coupling: {hidden: []}",
+                3,
+                "flow[1].additive_coupling.hidden",
+            ),
+            (
+                "- additive_coupling: {k: 0}",
+                3,
+                "flow[0].additive_coupling.k",
+            ),
+            (
+                "- additive_coupling: {context: 100000}",
+                3,
+                "flow[0].additive_coupling.context",
+            ),
+        ] {
+            let err = build(yaml, dim).unwrap_err().to_string();
+            assert!(err.starts_with(field), "{yaml}: {err}");
+        }
+        assert_eq!(
+            build("- additive_coupling: {k: 3, scale: true}", 4)
+                .unwrap()
+                .layers()
+                .len(),
+            4
+        );
+    }
 }

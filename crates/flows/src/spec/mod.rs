@@ -85,6 +85,27 @@ pub struct NetSpec {
     pub context: usize,
 }
 
+/// `k` additive (NICE) coupling layers, optionally followed by a learned diagonal scaling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdditiveSpec {
+    /// Number of layers.
+    #[serde(default = "one")]
+    pub k: usize,
+    /// Hidden widths of the conditioner.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Non-linearity of the conditioner's hidden layers.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Width of the context these layers read (0: none).
+    #[serde(default)]
+    pub context: usize,
+    /// Append NICE's learned diagonal scaling (an `affine` layer) after the couplings.
+    #[serde(default)]
+    pub scale: bool,
+}
+
 /// A leaky-ReLU layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,10 +144,15 @@ pub enum FlowSpec {
     SylvesterTriangular(RepeatSpec),
     /// Affine coupling layers (RealNVP) with alternating masks.
     AffineCoupling(NetSpec),
+    /// Additive coupling layers (NICE): volume-preserving shifts with alternating masks.
+    AdditiveCoupling(AdditiveSpec),
     /// Masked autoregressive flow: fast density, sequential sampling.
     Maf(NetSpec),
     /// Inverse autoregressive flow: fast sampling, sequential density.
     Iaf(NetSpec),
+    /// LU-decomposed linear map `P L U` (Glow's invertible 1×1 convolution for vectors); the
+    /// settings' `seed` draws the permutation.
+    LuLinear(Option<PermuteSpec>),
     /// Per-dimension scale and shift, initialised from the first batch.
     ActNorm(Option<NoSettings>),
     /// A learned per-dimension scale and shift.
@@ -157,6 +183,8 @@ impl FlowSpec {
             Self::SylvesterHouseholder(_) => "sylvester_householder",
             Self::SylvesterTriangular(_) => "sylvester_triangular",
             Self::AffineCoupling(_) => "affine_coupling",
+            Self::AdditiveCoupling(_) => "additive_coupling",
+            Self::LuLinear(_) => "lu_linear",
             Self::Maf(_) => "maf",
             Self::Iaf(_) => "iaf",
             Self::ActNorm(_) => "act_norm",
@@ -186,6 +214,7 @@ impl FlowSpec {
             Self::SylvesterOrthogonal(s) => s.k,
             Self::SylvesterHouseholder(s) => s.k,
             Self::AffineCoupling(s) | Self::Maf(s) | Self::Iaf(s) => s.k,
+            Self::AdditiveCoupling(s) => s.k,
             _ => 1,
         };
         if k == 0 {
@@ -207,8 +236,12 @@ impl FlowSpec {
                     format!("must be between 1 and {MAX_LAYERS}, got {}", s.reflections),
                 )
             }
-            Self::AffineCoupling(_) if dim < 2 => {
-                bad("k", format!("coupling needs dimension ≥ 2, got {dim}"))
+            Self::AffineCoupling(_) | Self::AdditiveCoupling(_) if dim < 2 => bad(
+                "k",
+                format!("coupling needs dimension ≥ 2 (a side would be empty), got {dim}"),
+            ),
+            Self::AdditiveCoupling(s) => {
+                check_network(&s.hidden, s.context).map_or(Ok(()), |(leaf, m)| bad(leaf, m))
             }
             Self::AffineCoupling(s) | Self::Maf(s) | Self::Iaf(s) => {
                 if s.hidden.is_empty() || s.hidden.iter().any(|&w| w == 0 || w > MAX_WIDTH) {
@@ -236,6 +269,15 @@ impl FlowSpec {
             _ => Ok(()),
         }
     }
+}
+
+/// The field and message when a conditioner's widths are out of range.
+fn check_network(hidden: &[usize], context: usize) -> Option<(&'static str, String)> {
+    if hidden.is_empty() || hidden.iter().any(|&w| w == 0 || w > MAX_WIDTH) {
+        let message = format!("must list widths between 1 and {MAX_WIDTH}, got {hidden:?}");
+        return Some(("hidden", message));
+    }
+    (context > MAX_WIDTH).then(|| ("context", format!("at most {MAX_WIDTH}, got {context}")))
 }
 
 /// The most layers one entry of a stack may ask for (`k`, Householder `reflections`): far
