@@ -53,6 +53,7 @@ pub use layers::additive_coupling::AdditiveCoupling;
 pub use layers::autoregressive::AutoregressiveAffine;
 pub use layers::coupling::AffineCoupling;
 pub use layers::elementwise::{Elementwise, ElementwiseAffine, ElementwiseMap};
+pub use layers::householder::Householder;
 pub use layers::lu_linear::LuLinear;
 pub use layers::made::Made;
 pub use layers::permutation::Permutation;

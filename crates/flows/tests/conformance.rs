@@ -53,6 +53,8 @@ fn cases() -> Vec<Case> {
         real("- additive_coupling: {k: 2, hidden: [8]}"),
         real("- additive_coupling: {k: 3, hidden: [8], context: 2, scale: true}"),
         real("- lu_linear: {}"),
+        real("- householder: {k: 2, amortized: false}"),
+        real("- householder: {k: 3, amortized: true}"),
         real("- lu_linear: {seed: 5}\n- affine_coupling: {k: 1, hidden: [8]}\n- lu_linear: {}"),
         real("- maf: {k: 2, hidden: [8]}"),
         real("- iaf: {k: 2, hidden: [8], activation: elu, context: 2}"),

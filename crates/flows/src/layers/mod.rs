@@ -5,6 +5,7 @@ pub(crate) mod additive_coupling;
 pub(crate) mod autoregressive;
 pub(crate) mod coupling;
 pub(crate) mod elementwise;
+pub(crate) mod householder;
 pub(crate) mod lu_linear;
 pub(crate) mod made;
 pub(crate) mod permutation;

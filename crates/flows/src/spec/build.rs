@@ -13,6 +13,7 @@ use crate::layers::additive_coupling::AdditiveCoupling;
 use crate::layers::autoregressive::AutoregressiveAffine;
 use crate::layers::coupling::AffineCoupling;
 use crate::layers::elementwise::{Elementwise, ElementwiseAffine, ElementwiseMap};
+use crate::layers::householder::Householder;
 use crate::layers::lu_linear::LuLinear;
 use crate::layers::permutation::Permutation;
 use crate::layers::planar::Planar;
@@ -24,7 +25,8 @@ use flowvae_nn::ParamStore;
 /// What a stack is built for: the defaults that depend on the use.
 #[derive(Debug, Clone, Copy)]
 pub struct StackOptions {
-    /// Whether planar / radial / Sylvester layers take per-sample parameters by default.
+    /// Whether planar / radial / Sylvester / Householder layers take per-sample parameters by
+    /// default.
     pub amortized_default: bool,
     /// Seed of random permutations without their own seed.
     pub seed: u64,
@@ -87,6 +89,7 @@ impl FlowSpec {
         match self {
             Self::Planar(s) => s.planar(site),
             Self::Radial(s) => s.radial(site),
+            Self::Householder(s) => s.householder(site),
             Self::SylvesterOrthogonal(s) => s.build(site),
             Self::SylvesterHouseholder(s) => s.build(site),
             Self::SylvesterTriangular(s) => s.triangular(site),
@@ -124,6 +127,13 @@ impl RepeatSpec {
         let amortized = site.amortized(self.amortized);
         site.repeat(self.k, |_, vb| {
             Ok(Box::new(Radial::new(vb, site.dim, amortized)?))
+        })
+    }
+
+    fn householder(&self, site: &LayerSite<'_>) -> Result<Layers> {
+        let amortized = site.amortized(self.amortized);
+        site.repeat(self.k, |_, vb| {
+            Ok(Box::new(Householder::new(vb, site.dim, amortized)?))
         })
     }
 

@@ -140,6 +140,9 @@ pub enum FlowSpec {
     SylvesterOrthogonal(OrthogonalSpec),
     /// Sylvester layers whose `Q` is a product of Householder reflections.
     SylvesterHouseholder(HouseholderSpec),
+    /// Householder reflections (Tomczak & Welling, 2016), one per layer: a volume-preserving
+    /// posterior, amortized by default in a VAE.
+    Householder(RepeatSpec),
     /// Sylvester layers with `Q` a permutation (identity or reversal, alternating).
     SylvesterTriangular(RepeatSpec),
     /// Affine coupling layers (RealNVP) with alternating masks.
@@ -179,6 +182,7 @@ impl FlowSpec {
         match self {
             Self::Planar(_) => "planar",
             Self::Radial(_) => "radial",
+            Self::Householder(_) => "householder",
             Self::SylvesterOrthogonal(_) => "sylvester_orthogonal",
             Self::SylvesterHouseholder(_) => "sylvester_householder",
             Self::SylvesterTriangular(_) => "sylvester_triangular",
@@ -211,6 +215,7 @@ impl FlowSpec {
         };
         let k = match self {
             Self::Planar(s) | Self::Radial(s) | Self::SylvesterTriangular(s) => s.k,
+            Self::Householder(s) => s.k,
             Self::SylvesterOrthogonal(s) => s.k,
             Self::SylvesterHouseholder(s) => s.k,
             Self::AffineCoupling(s) | Self::Maf(s) | Self::Iaf(s) => s.k,
