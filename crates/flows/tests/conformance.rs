@@ -35,7 +35,7 @@ const fn real(yaml: &'static str) -> Case {
     }
 }
 
-/// One entry per flow kind and parameterisation; `check_battery` runs each at D = 3 and D = 2.
+/// One entry per flow kind and parameterisation; the log-det check runs each at D = 2, 3, 17.
 fn cases() -> Vec<Case> {
     vec![
         real("- planar: {k: 2, amortized: false}"),
@@ -153,7 +153,7 @@ fn prepared(case: &Case, dim: usize, seed: u64) -> (Built, Tensor) {
 #[test]
 fn log_det_matches_brute_force_jacobian_and_inverse_round_trips() {
     for case in cases() {
-        for dim in [2, 3] {
+        for dim in [2, 3, 17] {
             let (built, x) = prepared(&case, dim, 1);
             let reports = check_composed(&built.stack, &x, built.cond()).unwrap();
             for r in &reports {
