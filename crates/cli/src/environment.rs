@@ -4,11 +4,20 @@
 //! - `FLOWVAE_THREADS`: worker threads for the large products (default: the cores);
 //! - `FLOWVAE_UNFUSED`: fused CPU kernels to switch off (`planar,bce`, or `all`);
 //! - `FLOWVAE_FAULT`: fault injection for the reliability tests (debug builds only);
+//! - `NO_COLOR`: plain log lines even on a terminal (they are plain when piped anyway);
 //! - `RAYON_NUM_THREADS`: candle's own pool, pinned to 1 unless set (see
 //!   `flowvae_runner::threads`).
 
+use std::io::IsTerminal;
+
 use anyhow::{anyhow, Context};
 use flowvae_flows::{FusedOp, Runtime};
+
+/// Whether log lines may carry colour: only on a terminal, and never when `NO_COLOR` is set
+/// to anything (<https://no-color.org>).
+pub(crate) fn log_colours() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())

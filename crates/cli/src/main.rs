@@ -75,6 +75,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(environment::log_colours())
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,

@@ -72,3 +72,33 @@ fn a_bad_file_gives_one_clear_error_line_and_a_failure_code() {
     let (code, _, err) = flowvae(&["run", "--force", bad.to_str().unwrap()]);
     assert_ne!(code, 0, "--force without --run-id must be refused: {err}");
 }
+
+/// Piped to a file, the log is plain text: no colour escapes, and every progress line says
+/// what it counts (no `test NLL 20/200: ` with nothing after the colon).
+#[test]
+fn piped_logs_are_plain_text_with_complete_progress_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("logs.yaml");
+    let yaml = "name: logs\nseed: 0\ndata: {source: digits}\nmodel: {latent: 2, encoder: {hidden: [8]}, decoder: {hidden: [8]}}\ntrain: {epochs: 2, batch_size: 200}\neval: {nll_samples: 4}\n";
+    std::fs::write(&exp, yaml).unwrap();
+    let results = dir.path().join("results");
+    let out = Command::new(env!("CARGO_BIN_EXE_flowvae"))
+        .args([
+            "run",
+            exp.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour escapes in a piped log: {log:?}"
+    );
+    assert!(log.contains("test NLL 200/200 images"), "{log}");
+    assert!(log.lines().all(|l| !l.trim_end().ends_with(':')), "{log}");
+}

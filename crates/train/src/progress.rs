@@ -8,19 +8,22 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Debug)]
 pub struct Progress {
     label: String,
+    /// What is counted, e.g. `epochs`.
+    unit: String,
     total: u64,
     bar: Option<ProgressBar>,
     last_decile: u64,
 }
 
 impl Progress {
-    /// A bar when stderr is a terminal; otherwise a line at every 10% (none when quiet).
-    pub fn new(label: &str, total: u64) -> Self {
+    /// A bar when stderr is a terminal; otherwise a line at every 10% (none when quiet),
+    /// `<label> <done>/<total> <unit>[: <message>]`.
+    pub fn new(label: &str, total: u64, unit: &str) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total);
-            let style = ProgressStyle::with_template(
-                "{prefix:>8} [{elapsed_precise}] {wide_bar} {pos}/{len} ({eta}) {msg}",
-            )
+            let template =
+                format!("{{prefix:>8}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} ({{eta}}) {{msg}}");
+            let style = ProgressStyle::with_template(&template)
             .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar.set_prefix(label.to_string());
@@ -28,6 +31,7 @@ impl Progress {
         });
         Self {
             label: label.to_string(),
+            unit: unit.to_string(),
             total,
             bar,
             last_decile: 0,
@@ -45,9 +49,18 @@ impl Progress {
                 let decile = done * 10 / self.total.max(1);
                 if decile > self.last_decile {
                     self.last_decile = decile;
-                    tracing::info!("{} {done}/{}: {message}", self.label, self.total);
+                    tracing::info!("{}", self.line(done, message));
                 }
             }
+        }
+    }
+
+    /// The plain line for `done` units: never a dangling colon.
+    fn line(&self, done: u64, message: &str) -> String {
+        let counted = format!("{} {done}/{} {}", self.label, self.total, self.unit);
+        match message.is_empty() {
+            true => counted,
+            false => format!("{counted}: {message}"),
         }
     }
 
@@ -56,5 +69,20 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+
+    #[test]
+    fn plain_lines_say_what_is_counted_and_never_end_in_a_colon() {
+        let progress = Progress::new("test NLL", 200, "images");
+        assert_eq!(progress.line(20, ""), "test NLL 20/200 images");
+        assert_eq!(
+            progress.line(3, "loss 1.5"),
+            "test NLL 3/200 images: loss 1.5"
+        );
     }
 }

@@ -45,7 +45,7 @@ fn test_nll_here(
     let mut maker = BatchMaker::plain();
     let indices: Vec<usize> = (0..data.n).collect();
     let per_batch = exp.eval.nll_batch.get();
-    let mut progress = Progress::new("test NLL", data.n as u64);
+    let mut progress = Progress::new("test NLL", data.n as u64, "images");
     let mut total = 0.0;
     for (i, idx) in indices.chunks(per_batch).enumerate() {
         let x = maker.batch(data, idx, device)?;

@@ -233,7 +233,7 @@ fn fit_2d(
     let steps = exp.train.steps.get();
     let batch = exp.train.batch_size.get();
     let mut optimizer: Option<Optimizer> = None;
-    let mut progress = Progress::new("train", steps as u64);
+    let mut progress = Progress::new("train", steps as u64, "steps");
     let mut curve = Vec::new();
     for step in 1..=steps {
         let beta = beta_at(step, exp.train.beta_warmup_steps);

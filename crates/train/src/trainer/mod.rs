@@ -106,7 +106,7 @@ impl<'a> Trainer<'a> {
         Ok(Self {
             batcher: Batcher::new(splits.train.n, batch, sections.seed),
             best: (state.best_val, state.best_epoch),
-            progress: Progress::new("epochs", sections.train.epochs.get() as u64),
+            progress: Progress::new("train", sections.train.epochs.get() as u64, "epochs"),
             epochs_run: state.epochs_done,
             guard: NanGuard::new(&sections.train.nan_policy, state.lr_scale),
             epoch: state.epochs_done,
