@@ -1,22 +1,35 @@
-//! A flow distribution: a standard-normal base pushed through a flow.
+//! A flow distribution: a base density (standard normal by default) pushed through a flow.
 
 use candle_core::Tensor;
 
-use crate::base::standard_normal_log_prob;
+use crate::bases::Base;
 use crate::error::Result;
 use crate::flow::{Conditioning, Flow};
 use flowvae_nn::{standard_normal, SeededRng};
 
-/// `p(x) = N(f⁻¹(x); 0, I) |det ∂f⁻¹/∂x|` for a flow `f` in the sampling direction.
+/// `p(x) = p₀(f⁻¹(x)) |det ∂f⁻¹/∂x|` for a flow `f` in the sampling direction and a base
+/// density `p₀` (`N(0, I)` unless given).
 #[derive(Debug)]
 pub struct FlowDistribution {
     flow: Box<dyn Flow>,
+    base: Base,
 }
 
 impl FlowDistribution {
-    /// Wraps a flow whose `forward` maps base samples to data.
+    /// Wraps a flow whose `forward` maps standard-normal samples to data.
     pub fn new(flow: Box<dyn Flow>) -> Self {
-        Self { flow }
+        let base = Base::Standard(flow.dim());
+        Self { flow, base }
+    }
+
+    /// Wraps a flow whose `forward` maps samples of `base` to data.
+    pub fn with_base(flow: Box<dyn Flow>, base: Base) -> Self {
+        Self { flow, base }
+    }
+
+    /// The base density.
+    pub fn base(&self) -> &Base {
+        &self.base
     }
 
     /// The flow.
@@ -39,17 +52,18 @@ impl FlowDistribution {
     /// ```
     pub fn log_prob(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<Tensor> {
         let (z, log_det) = self.flow.inverse(x, cond)?;
-        Ok((standard_normal_log_prob(&z)? + log_det)?)
+        Ok((self.base.log_prob(&z)? + log_det)?)
     }
 
-    /// Pushes base draws `eps` `(B, D)` forward: `(x (B, D), log p(x) (B,))`.
+    /// Pushes base draws `eps` `(B, D)` (samples of the base) forward:
+    /// `(x (B, D), log p(x) (B,))`.
     pub fn transform_noise(
         &self,
         eps: &Tensor,
         cond: Conditioning<'_>,
     ) -> Result<(Tensor, Tensor)> {
         let (x, log_det) = self.flow.forward(eps, cond)?;
-        Ok((x, (standard_normal_log_prob(eps)? - log_det)?))
+        Ok((x, (self.base.log_prob(eps)? - log_det)?))
     }
 
     /// Draws `n` samples with their log-density, noise from the seeded `rng`.
@@ -61,7 +75,25 @@ impl FlowDistribution {
         device: &candle_core::Device,
         cond: Conditioning<'_>,
     ) -> Result<(Tensor, Tensor)> {
-        let eps = standard_normal(rng, (n, self.flow.dim()), dtype, device)?;
+        let eps = match self.base {
+            Base::Standard(dim) => standard_normal(rng, (n, dim), dtype, device)?,
+            ref base => base.sample(n, 1.0, rng, dtype, device)?,
+        };
+        self.transform_noise(&eps, cond)
+    }
+
+    /// `n` samples at `temperature` (the base's scales times `T`; `T < 1` gives typical
+    /// samples) and their log-density under the distribution itself (`T = 1`).
+    pub fn sample_at(
+        &self,
+        n: usize,
+        temperature: f64,
+        rng: &mut SeededRng,
+        dtype: candle_core::DType,
+        device: &candle_core::Device,
+        cond: Conditioning<'_>,
+    ) -> Result<(Tensor, Tensor)> {
+        let eps = self.base.sample(n, temperature, rng, dtype, device)?;
         self.transform_noise(&eps, cond)
     }
 }

@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod base;
+mod bases;
 mod check;
 mod composed;
 mod distribution;
@@ -40,6 +41,7 @@ mod param_source;
 mod spec;
 
 pub use base::{standard_normal_log_prob, DiagGaussian, LOG_2PI};
+pub use bases::{Base, BaseSpec};
 pub use check::{
     brute_force_log_det, check_composed, check_flow, log_abs_det, perturb_parameters, CheckReport,
 };

@@ -227,3 +227,32 @@ fn check_passes_a_mixed_stack_file_and_reports_every_layer() {
         "a zero tolerance cannot pass rounding errors"
     );
 }
+
+/// A learned base (diagonal or mixture) trains with the flow and is kept in the resolved
+/// config; the default standard normal is left out of it.
+#[test]
+fn a_learned_base_trains_and_is_recorded_in_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "target:\n  samples: two_moons\nflow:\n  - affine_coupling: {k: 2, hidden: [8]}\ntrain:\n  steps: 20\n  batch_size: 32\n  log_every: 10\n";
+    for (name, base, kept) in [
+        ("mog", "base: {mixture: {components: 3}}\n", Some("mixture")),
+        ("diag", "base: diagonal\n", Some("diagonal")),
+        ("plain", "", None),
+    ] {
+        let text = format!("name: {name}\nseed: 1\n{base}{body}");
+        let exp = write(dir.path(), &format!("{name}.yaml"), &text);
+        let run = run_experiment(&exp, &options(dir.path(), "r"), &Device::Cpu).unwrap();
+        let config = std::fs::read_to_string(run.join("config.yaml")).unwrap();
+        assert_eq!(config.contains("base:"), kept.is_some(), "{config}");
+        if let Some(kind) = kept {
+            assert!(config.contains(kind), "{config}");
+        }
+    }
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        &format!("name: bad\nbase: {{mixture: {{components: 0}}}}\n{body}"),
+    );
+    let err = run_experiment(&bad, &options(dir.path(), "r"), &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("base.mixture.components"), "{err}");
+}

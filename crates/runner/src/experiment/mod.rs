@@ -8,8 +8,8 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use flowvae_data::{Energy2d, Toy2d};
-use flowvae_flows::FlowSpec;
 use flowvae_flows::MAX_WIDTH;
+use flowvae_flows::{BaseSpec, FlowSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunnerError};
@@ -129,6 +129,11 @@ pub struct Experiment2d {
     pub target: Target2d,
     /// The flow stack, applied in order in the sampling direction.
     pub flow: Vec<FlowSpec>,
+    /// The base density (`standard`, `diagonal`, `mixture: {components: K}`); default the
+    /// standard normal, left out of resolved configs.
+    #[serde(default, skip_serializing_if = "BaseSpec::is_standard")]
+    pub base: BaseSpec,
+    /// The optimizer.
     #[serde(default)]
     pub optimizer: OptimizerConfig,
     #[serde(default)]

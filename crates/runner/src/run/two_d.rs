@@ -6,7 +6,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::Energy2d;
 use flowvae_flows::{
-    build_stack, standard_normal_log_prob, Composed, Conditioning, Flow, FlowDistribution,
+    build_stack, standard_normal_log_prob, Base, Composed, Conditioning, Flow, FlowDistribution,
     ParamStore, StackOptions,
 };
 use flowvae_nn::backward_with_sink;
@@ -105,9 +105,11 @@ fn build_model_on(exp: &Experiment2d, store: ParamStore, device: &Device) -> Res
                 .into(),
         });
     }
+    let base_vb = store.var_builder(DType::F32, device).pp("base");
+    let base = Base::new(&exp.base, base_vb, 2)?;
     Ok(Model {
         store,
-        dist: FlowDistribution::new(Box::new(stack)),
+        dist: FlowDistribution::with_base(Box::new(stack), base),
     })
 }
 
@@ -239,7 +241,10 @@ fn fit_2d(
         let beta = beta_at(step, exp.train.beta_warmup_steps);
         let step_loss = match exp.target {
             Target2d::Energy(target) => {
-                let eps = standard_normal(noise, (batch, 2), DType::F32, device)?;
+                let eps = match model.dist.base() {
+                    Base::Standard(_) => standard_normal(noise, (batch, 2), DType::F32, device)?,
+                    base => base.sample(batch, 1.0, noise, DType::F32, device)?,
+                };
                 energy_loss(model, target, &eps, beta, exp.train.wall)?
             }
             Target2d::Samples(toy) => {
