@@ -1,5 +1,8 @@
 //! `flowvae`: the command-line front end. Everything it does lives in `flowvae-runner`; each
 //! subcommand's arguments and handler live in one `*_cmd.rs` file.
+// Doc comments here are clap's help texts, where `<run-id>` and the like are literal
+// placeholders, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod bench_cmd;
 mod check_cmd;

@@ -147,7 +147,7 @@ impl ParamStore {
             .collect()
     }
 
-    /// Writes every tensor to `path` as checked safetensors ([`crate::checked_file`]; the
+    /// Writes every tensor to `path` as checked safetensors ([`crate::serialize_checked`]; the
     /// caller makes the write atomic).
     pub fn save(&self, path: &Path) -> Result<()> {
         std::fs::write(path, self.to_safetensors_bytes()?).map_err(|e| NnError::Params {

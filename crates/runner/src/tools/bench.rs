@@ -95,7 +95,7 @@ pub fn bench_model(flow: &[FlowSpec], seed: u64, device: &Device) -> Result<(Par
 pub struct TrainBenchOptions {
     /// Planar layers, when `flow` is not given.
     pub k: usize,
-    /// A YAML posterior stack instead of planar layers ([`bench_stack`]).
+    /// A YAML posterior stack instead of planar layers (default: `k` amortized planar layers).
     pub flow: Option<String>,
     /// Timed steps.
     pub steps: usize,
@@ -222,7 +222,7 @@ fn bench_train_here(
 pub struct NllBenchOptions {
     /// Planar layers, when `flow` is not given.
     pub k: usize,
-    /// A YAML posterior stack instead of planar layers ([`bench_stack`]).
+    /// A YAML posterior stack instead of planar layers (default: `k` amortized planar layers).
     pub flow: Option<String>,
     /// Test images per call.
     pub images: usize,
