@@ -3,21 +3,17 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use super::coupling::alternating_mask;
-use crate::error::{FlowError, Result};
-use crate::flow::{context_of, Conditioning, Flow};
-use flowvae_nn::{Activation, Mlp};
+use super::coupling::MaskedConditioner;
+use crate::error::Result;
+use crate::flow::{Conditioning, Flow};
+use flowvae_nn::Activation;
 
 /// `y = m ⊙ x + (1 − m) ⊙ (x + t)` with `t = net(m ⊙ x [, context])`: volume preserving,
 /// `log|det J| = 0`, exact inverse in one pass. NICE ends its stack with a learned diagonal
 /// scaling (`additive_coupling: {scale: true}` appends an `affine` layer).
 #[derive(Debug)]
 pub struct AdditiveCoupling {
-    dim: usize,
-    context_dim: usize,
-    /// `(1, D)`: 1 on the coordinates that pass through unchanged and condition the rest.
-    mask: Tensor,
-    net: Mlp,
+    conditioner: MaskedConditioner,
 }
 
 impl AdditiveCoupling {
@@ -30,31 +26,23 @@ impl AdditiveCoupling {
         parity: usize,
         context_dim: usize,
     ) -> Result<Self> {
-        if dim < 2 {
-            return Err(FlowError::InvalidConfig {
-                field: "additive_coupling".into(),
-                message: format!("needs dimension ≥ 2 (a side would be empty), got {dim}"),
-            });
-        }
-        let mask = alternating_mask(dim, parity, vb.dtype(), vb.device())?;
-        let net = Mlp::new(vb.pp("net"), dim + context_dim, hidden, dim, activation)?;
-        Ok(Self {
+        let conditioner = MaskedConditioner::new(
+            vb,
+            "additive_coupling",
             dim,
+            hidden,
+            activation,
+            parity,
             context_dim,
-            mask,
-            net,
-        })
+            1,
+        )?;
+        Ok(Self { conditioner })
     }
 
     /// The shift `t`, `(B, D)`, zero on the conditioning coordinates.
     fn shift(&self, x: &Tensor, cond: &Conditioning<'_>) -> Result<Tensor> {
-        let kept = x.broadcast_mul(&self.mask)?;
-        let input = match context_of(cond, "additive_coupling", self.context_dim, x.dim(0)?)? {
-            Some(context) => Tensor::cat(&[&kept, &context], 1)?,
-            None => kept,
-        };
-        let free = self.mask.affine(-1.0, 1.0)?;
-        Ok(self.net.forward(&input)?.broadcast_mul(&free)?)
+        let (out, free) = self.conditioner.outputs(x, cond)?;
+        Ok(out.broadcast_mul(&free)?)
     }
 
     fn zero_log_det(&self, x: &Tensor) -> Result<Tensor> {
@@ -67,10 +55,10 @@ impl Flow for AdditiveCoupling {
         "additive_coupling".into()
     }
     fn dim(&self) -> usize {
-        self.dim
+        self.conditioner.dim()
     }
     fn context_dim(&self) -> usize {
-        self.context_dim
+        self.conditioner.context_dim()
     }
 
     fn forward(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
