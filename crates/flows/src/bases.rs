@@ -120,7 +120,12 @@ impl Base {
     ) -> Result<Tensor> {
         match self {
             Self::Standard(dim) => {
-                Ok((standard_normal(rng, (n, *dim), dtype, device)? * temperature)?)
+                let eps = standard_normal(rng, (n, *dim), dtype, device)?;
+                // At T = 1 the draws themselves, untouched by an extra op.
+                match temperature == 1.0 {
+                    true => Ok(eps),
+                    false => Ok((eps * temperature)?),
+                }
             }
             Self::Diagonal { mean, log_std } => {
                 let eps = standard_normal(rng, (n, mean.dim(1)?), dtype, device)?;

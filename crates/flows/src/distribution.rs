@@ -5,7 +5,7 @@ use candle_core::Tensor;
 use crate::bases::Base;
 use crate::error::Result;
 use crate::flow::{Conditioning, Flow};
-use flowvae_nn::{standard_normal, SeededRng};
+use flowvae_nn::SeededRng;
 
 /// `p(x) = p₀(f⁻¹(x)) |det ∂f⁻¹/∂x|` for a flow `f` in the sampling direction and a base
 /// density `p₀` (`N(0, I)` unless given).
@@ -75,11 +75,7 @@ impl FlowDistribution {
         device: &candle_core::Device,
         cond: Conditioning<'_>,
     ) -> Result<(Tensor, Tensor)> {
-        let eps = match self.base {
-            Base::Standard(dim) => standard_normal(rng, (n, dim), dtype, device)?,
-            ref base => base.sample(n, 1.0, rng, dtype, device)?,
-        };
-        self.transform_noise(&eps, cond)
+        self.sample_at(n, 1.0, rng, dtype, device, cond)
     }
 
     /// `n` samples at `temperature` (the base's scales times `T`; `T < 1` gives typical

@@ -10,7 +10,7 @@ use flowvae_flows::{
     ParamStore, StackOptions,
 };
 use flowvae_nn::backward_with_sink;
-use flowvae_nn::{seeded, standard_normal, SeededRng};
+use flowvae_nn::{seeded, SeededRng};
 
 use super::two_d_report::{plot_curve, report_2d};
 use crate::error::{Result, RunnerError};
@@ -241,10 +241,10 @@ fn fit_2d(
         let beta = beta_at(step, exp.train.beta_warmup_steps);
         let step_loss = match exp.target {
             Target2d::Energy(target) => {
-                let eps = match model.dist.base() {
-                    Base::Standard(_) => standard_normal(noise, (batch, 2), DType::F32, device)?,
-                    base => base.sample(batch, 1.0, noise, DType::F32, device)?,
-                };
+                let eps = model
+                    .dist
+                    .base()
+                    .sample(batch, 1.0, noise, DType::F32, device)?;
                 energy_loss(model, target, &eps, beta, exp.train.wall)?
             }
             Target2d::Samples(toy) => {
