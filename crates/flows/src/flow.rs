@@ -163,6 +163,11 @@ pub(crate) fn context_of(
     Ok(Some(expand_rows(context, rows)?))
 }
 
+/// The log-det `(B,)` of a volume-preserving map applied to `x` `(B, D)`: zeros.
+pub(crate) fn zero_log_det(x: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::zeros(x.dim(0)?, x.dtype(), x.device())?)
+}
+
 /// `(R, W) → (rows, W)`, each row repeated `rows / R` times consecutively (`R` divides `rows`).
 pub fn expand_rows(t: &Tensor, rows: usize) -> Result<Tensor> {
     let (r, w) = t.dims2()?;

@@ -5,7 +5,7 @@ use candle_nn::VarBuilder;
 
 use super::coupling::MaskedConditioner;
 use crate::error::Result;
-use crate::flow::{Conditioning, Flow};
+use crate::flow::{zero_log_det, Conditioning, Flow};
 use flowvae_nn::Activation;
 
 /// `y = m ⊙ x + (1 − m) ⊙ (x + t)` with `t = net(m ⊙ x [, context])`: volume preserving,
@@ -44,10 +44,6 @@ impl AdditiveCoupling {
         let (out, free) = self.conditioner.outputs(x, cond)?;
         Ok(out.broadcast_mul(&free)?)
     }
-
-    fn zero_log_det(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(Tensor::zeros(x.dim(0)?, x.dtype(), x.device())?)
-    }
 }
 
 impl Flow for AdditiveCoupling {
@@ -63,7 +59,7 @@ impl Flow for AdditiveCoupling {
 
     fn forward(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
         let y = (x + self.shift(x, &cond)?)?;
-        Ok((y, self.zero_log_det(x)?))
+        Ok((y, zero_log_det(x)?))
     }
 
     fn is_invertible(&self) -> bool {
@@ -72,6 +68,6 @@ impl Flow for AdditiveCoupling {
 
     fn inverse(&self, y: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
         let x = (y - self.shift(y, &cond)?)?;
-        Ok((x, self.zero_log_det(y)?))
+        Ok((x, zero_log_det(y)?))
     }
 }

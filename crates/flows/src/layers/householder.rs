@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 
 use super::sylvester::q::{reflect, unit_reflections};
 use crate::error::Result;
-use crate::flow::{expand_rows, Conditioning, Flow};
+use crate::flow::{expand_rows, zero_log_det, Conditioning, Flow};
 use crate::param_source::{Block, ParamSource};
 
 /// One Householder reflection on dimension `D`, `u = v / ‖v‖` with `v` global or amortized
@@ -32,10 +32,6 @@ impl Householder {
         let raw = expand_rows(&self.source.resolve(cond, "householder", rows)?, rows)?;
         unit_reflections(&raw, 1, self.dim)
     }
-
-    fn zero_log_det(x: &Tensor) -> Result<Tensor> {
-        Ok(Tensor::zeros(x.dim(0)?, x.dtype(), x.device())?)
-    }
 }
 
 impl Flow for Householder {
@@ -51,7 +47,7 @@ impl Flow for Householder {
 
     fn forward(&self, z: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
         let units = self.units(&cond, z.dim(0)?)?;
-        Ok((reflect(z, &units, false)?, Self::zero_log_det(z)?))
+        Ok((reflect(z, &units, false)?, zero_log_det(z)?))
     }
 
     fn is_invertible(&self) -> bool {
@@ -60,6 +56,6 @@ impl Flow for Householder {
 
     fn inverse(&self, y: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
         let units = self.units(&cond, y.dim(0)?)?;
-        Ok((reflect(y, &units, true)?, Self::zero_log_det(y)?))
+        Ok((reflect(y, &units, true)?, zero_log_det(y)?))
     }
 }

@@ -3,7 +3,7 @@
 use candle_core::{Device, Tensor};
 
 use crate::error::{FlowError, Result};
-use crate::flow::{Conditioning, Flow};
+use crate::flow::{zero_log_det, Conditioning, Flow};
 use flowvae_nn::{permutation, seeded};
 
 /// `y_i = x_{order[i]}` on `(B, D)`.
@@ -69,14 +69,12 @@ impl Flow for Permutation {
         self.order.len()
     }
     fn forward(&self, x: &Tensor, _cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        let zeros = Tensor::zeros(x.dim(0)?, x.dtype(), x.device())?;
-        Ok((x.index_select(&self.forward_index, 1)?, zeros))
+        Ok((x.index_select(&self.forward_index, 1)?, zero_log_det(x)?))
     }
     fn is_invertible(&self) -> bool {
         true
     }
     fn inverse(&self, y: &Tensor, _cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        let zeros = Tensor::zeros(y.dim(0)?, y.dtype(), y.device())?;
-        Ok((y.index_select(&self.inverse_index, 1)?, zeros))
+        Ok((y.index_select(&self.inverse_index, 1)?, zero_log_det(y)?))
     }
 }
