@@ -62,9 +62,12 @@ pub use layers::permutation::Permutation;
 pub use layers::planar::Planar;
 pub use layers::planar_stack::PlanarStack;
 pub use layers::radial::Radial;
+pub use layers::spline::layers::{AutoregressiveSpline, ElementwiseSpline, SplineCoupling};
+pub use layers::spline::{RqSpline, MAX_BINS};
 pub use layers::sylvester::{Sylvester, SylvesterKind};
 pub use param_source::{split_columns, Block, ParamSource};
 pub use spec::{
-    build_stack, AdditiveSpec, FlowSpec, HouseholderSpec, LayerSite, LeakyReluSpec, NetSpec,
-    NoSettings, OrthogonalSpec, PermuteSpec, RepeatSpec, StackOptions, MAX_LAYERS, MAX_WIDTH,
+    build_stack, AdditiveSpec, ElementSplineSpec, FlowSpec, HouseholderSpec, LayerSite,
+    LeakyReluSpec, NetSpec, NoSettings, OrthogonalSpec, PermuteSpec, RepeatSpec, SplineSpec,
+    StackOptions, MAX_LAYERS, MAX_WIDTH,
 };

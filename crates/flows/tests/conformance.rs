@@ -58,6 +58,13 @@ fn cases() -> Vec<Case> {
         real("- lu_linear: {seed: 5}\n- affine_coupling: {k: 1, hidden: [8]}\n- lu_linear: {}"),
         real("- maf: {k: 2, hidden: [8]}"),
         real("- iaf: {k: 2, hidden: [8], activation: elu, context: 2}"),
+        real("- rq_coupling: {k: 2, hidden: [8], bins: 4}"),
+        real("- rq_coupling: {k: 2, hidden: [8], activation: tanh, context: 2, bound: 1.0}"),
+        real("- rq_maf: {k: 2, hidden: [8], bins: 5}"),
+        real("- rq_iaf: {k: 2, hidden: [8], bins: 4, context: 2}"),
+        real("- rq_iaf: {k: 1, hidden: [8], bound: 1.5}"),
+        real("- rq_spline: {k: 2, bins: 4, amortized: false}"),
+        real("- rq_spline: {k: 1, bins: 3, bound: 2.0, amortized: true}"),
         real("- act_norm: {}"),
         real("- affine:"),
         real("- leaky_relu: {slope: 0.3}"),
@@ -455,7 +462,7 @@ fn integral(case: &Case) -> f64 {
     built.stack.inverse(&data, Conditioning::none()).unwrap();
     perturb(&built, &base, 9);
     let (lo, hi, n) = match case.support {
-        Domain::Real => (-12.0, 12.0, 500),
+        Domain::Real => (-10.0, 10.0, 700),
         Domain::UnitInterval => (0.0, 1.0, 400),
         Domain::Positive => (0.0, 60.0, 1200),
     };

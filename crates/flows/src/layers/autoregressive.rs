@@ -5,7 +5,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use crate::error::Result;
-use crate::flow::{context_of, Conditioning, Flow};
+use crate::flow::{context_of, zero_log_det, Conditioning, Flow};
 use crate::layers::made::Made;
 use flowvae_nn::{soft_clamp, Activation};
 
@@ -72,19 +72,27 @@ impl Flow for AutoregressiveAffine {
     }
 
     fn inverse(&self, y: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        // After pass i the first i+1 coordinates are exact; the last pass sees x_<D exactly,
-        // so its scales are the ones of the returned point.
-        let mut x = y.zeros_like()?;
-        let mut last_scale = None;
-        for _ in 0..self.dim() {
-            let (mu, s) = self.shift_scale(&x, &cond)?;
-            x = ((y - mu)? * s.neg()?.exp()?)?;
-            last_scale = Some(s);
-        }
-        let log_det = match last_scale {
-            Some(s) => s.sum(1)?.neg()?,
-            None => Tensor::zeros(y.dim(0)?, y.dtype(), y.device())?,
-        };
-        Ok((x, log_det))
+        invert_by_passes(self.dim(), y, |x| {
+            let (mu, s) = self.shift_scale(x, &cond)?;
+            let x = ((y - mu)? * s.neg()?.exp()?)?;
+            Ok((x, s.sum(1)?.neg()?))
+        })
     }
+}
+
+/// Inverts an autoregressive map of `y` `(B, D)` by `dim` passes of `pass`, which takes an
+/// estimate of `x` to the next one and the inverse log-det `(B,)` at it. After pass `i` the
+/// first `i + 1` coordinates are exact; the last pass sees `x_<D` exactly, so its log-det is
+/// the one of the returned point.
+pub(crate) fn invert_by_passes(
+    dim: usize,
+    y: &Tensor,
+    mut pass: impl FnMut(&Tensor) -> Result<(Tensor, Tensor)>,
+) -> Result<(Tensor, Tensor)> {
+    let mut x = y.zeros_like()?;
+    let mut log_det = zero_log_det(y)?;
+    for _ in 0..dim {
+        (x, log_det) = pass(&x)?;
+    }
+    Ok((x, log_det))
 }

@@ -12,4 +12,5 @@ pub(crate) mod permutation;
 pub(crate) mod planar;
 pub(crate) mod planar_stack;
 pub(crate) mod radial;
+pub(crate) mod spline;
 pub(crate) mod sylvester;

@@ -4,6 +4,7 @@ use candle_nn::VarBuilder;
 
 use super::{
     AdditiveSpec, FlowSpec, HouseholderSpec, NetSpec, OrthogonalSpec, PermuteSpec, RepeatSpec,
+    SplineSpec,
 };
 use crate::composed::{Composed, Inverted};
 use crate::error::Result;
@@ -19,6 +20,7 @@ use crate::layers::permutation::Permutation;
 use crate::layers::planar::Planar;
 use crate::layers::planar_stack::PlanarStack;
 use crate::layers::radial::Radial;
+use crate::layers::spline::layers::{AutoregressiveSpline, ElementwiseSpline, SplineCoupling};
 use crate::layers::sylvester::{Sylvester, SylvesterKind};
 use flowvae_nn::ParamStore;
 
@@ -73,6 +75,30 @@ impl LayerSite<'_> {
     ) -> Result<Layers> {
         (0..k).map(|j| make(j, self.vb.pp(j))).collect()
     }
+
+    /// `k` autoregressive layers made by `make(vb of layer j)`, inverted when `maf` (the
+    /// density direction becomes the one-pass one), with a reversal between consecutive
+    /// layers so that every coordinate gets to see the others.
+    fn autoregressive(
+        &self,
+        k: usize,
+        maf: bool,
+        make: impl Fn(VarBuilder<'static>) -> Result<Box<dyn Flow>>,
+    ) -> Result<Layers> {
+        let mut layers: Layers = Vec::with_capacity(2 * k);
+        for j in 0..k {
+            if j > 0 {
+                layers.push(Box::new(Permutation::reverse(self.dim, self.vb.device())?));
+            }
+            let layer = make(self.vb.pp(j))?;
+            layers.push(if maf {
+                Box::new(Inverted::new(layer))
+            } else {
+                layer
+            });
+        }
+        Ok(layers)
+    }
 }
 
 impl FlowSpec {
@@ -102,6 +128,20 @@ impl FlowSpec {
             )?)),
             Self::Maf(s) => s.autoregressive(site, true),
             Self::Iaf(s) => s.autoregressive(site, false),
+            Self::RqCoupling(s) => s.coupling(site),
+            Self::RqMaf(s) => s.autoregressive(site, true),
+            Self::RqIaf(s) => s.autoregressive(site, false),
+            Self::RqSpline(s) => {
+                let amortized = site.amortized(s.amortized);
+                site.repeat(s.k, |_, vb| {
+                    Ok(Box::new(ElementwiseSpline::new(
+                        vb,
+                        dim,
+                        s.spline(),
+                        amortized,
+                    )?))
+                })
+            }
             Self::ActNorm(_) => one(Box::new(ActNorm::new(site.vb.clone(), site.store, dim)?)),
             Self::Affine(_) => one(Box::new(ElementwiseAffine::new(site.vb.clone(), dim)?)),
             Self::LeakyRelu(s) => one(elementwise(ElementwiseMap::LeakyRelu { slope: s.slope })?),
@@ -190,29 +230,39 @@ impl NetSpec {
         })
     }
 
-    /// MAF (`maf`: density-fast) or IAF layers, with a reversal between consecutive layers
-    /// so that every coordinate gets to see the others.
+    /// MAF (`maf`: density-fast) or IAF layers.
     fn autoregressive(&self, site: &LayerSite<'_>, maf: bool) -> Result<Layers> {
-        let mut layers: Layers = Vec::with_capacity(2 * self.k);
-        for j in 0..self.k {
-            if j > 0 {
-                layers.push(Box::new(Permutation::reverse(site.dim, site.vb.device())?));
-            }
+        site.autoregressive(self.k, maf, |vb| {
             let layer = AutoregressiveAffine::new(
-                site.vb.pp(j),
+                vb,
                 site.dim,
                 &self.hidden,
                 self.activation,
                 self.scale_bound,
                 self.context,
             )?;
-            layers.push(if maf {
-                Box::new(Inverted::new(Box::new(layer)))
-            } else {
-                Box::new(layer)
-            });
-        }
-        Ok(layers)
+            Ok(Box::new(layer))
+        })
+    }
+}
+
+impl SplineSpec {
+    /// Spline coupling layers with masks alternating between the two halves.
+    fn coupling(&self, site: &LayerSite<'_>) -> Result<Layers> {
+        let net = (self.hidden.as_slice(), self.activation);
+        site.repeat(self.k, |j, vb| {
+            let layer = SplineCoupling::new(vb, site.dim, net, j % 2, self.spline(), self.context);
+            Ok(Box::new(layer?))
+        })
+    }
+
+    /// Spline MAF (`maf`: density-fast) or spline IAF layers.
+    fn autoregressive(&self, site: &LayerSite<'_>, maf: bool) -> Result<Layers> {
+        let net = (self.hidden.as_slice(), self.activation);
+        site.autoregressive(self.k, maf, |vb| {
+            let layer = AutoregressiveSpline::new(vb, site.dim, net, self.spline(), self.context);
+            Ok(Box::new(layer?))
+        })
     }
 }
 

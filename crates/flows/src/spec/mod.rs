@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FlowError, Result};
+use crate::layers::spline::RqSpline;
 use flowvae_nn::Activation;
 
 mod build;
@@ -106,6 +107,96 @@ pub struct AdditiveSpec {
     pub scale: bool,
 }
 
+fn default_bins() -> usize {
+    8
+}
+fn default_bound() -> f64 {
+    3.0
+}
+fn default_min_fraction() -> f64 {
+    1e-3
+}
+
+/// `k` rational-quadratic spline layers with a conditioner network (`rq_coupling`, `rq_maf`,
+/// `rq_iaf`; Durkan et al., 2019): `bins` bins on `[−bound, bound]`, identity outside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplineSpec {
+    /// Number of layers.
+    #[serde(default = "one")]
+    pub k: usize,
+    /// Hidden widths of the conditioner.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Non-linearity of the conditioner's hidden layers.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Width of the context these layers read (0: none; in a VAE the encoder provides it).
+    #[serde(default)]
+    pub context: usize,
+    /// Bins per spline.
+    #[serde(default = "default_bins")]
+    pub bins: usize,
+    /// The splines act on `[−bound, bound]`; the identity outside.
+    #[serde(default = "default_bound")]
+    pub bound: f64,
+    /// Smallest bin width, as a fraction of the interval.
+    #[serde(default = "default_min_fraction")]
+    pub min_bin_width: f64,
+    /// Smallest bin height, as a fraction of the interval.
+    #[serde(default = "default_min_fraction")]
+    pub min_bin_height: f64,
+    /// Smallest derivative at an inner knot.
+    #[serde(default = "default_min_fraction")]
+    pub min_derivative: f64,
+}
+
+impl SplineSpec {
+    /// The spline shape these settings describe.
+    pub fn spline(&self) -> RqSpline {
+        RqSpline {
+            bins: self.bins,
+            bound: self.bound,
+            min_bin_width: self.min_bin_width,
+            min_bin_height: self.min_bin_height,
+            min_derivative: self.min_derivative,
+        }
+    }
+}
+
+/// `k` element-wise rational-quadratic splines (`rq_spline`) whose knots are learned globals
+/// or per-sample parameters from the encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElementSplineSpec {
+    /// Number of layers.
+    #[serde(default = "one")]
+    pub k: usize,
+    /// Bins per spline.
+    #[serde(default = "default_bins")]
+    pub bins: usize,
+    /// The splines act on `[−bound, bound]`; the identity outside.
+    #[serde(default = "default_bound")]
+    pub bound: f64,
+    /// Per-sample knots from the encoder (`true`) or learned globals; default: the stack's
+    /// default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amortized: Option<bool>,
+}
+
+impl ElementSplineSpec {
+    /// The spline shape these settings describe (minimum sizes at their defaults).
+    pub fn spline(&self) -> RqSpline {
+        RqSpline {
+            bins: self.bins,
+            bound: self.bound,
+            min_bin_width: default_min_fraction(),
+            min_bin_height: default_min_fraction(),
+            min_derivative: default_min_fraction(),
+        }
+    }
+}
+
 /// A leaky-ReLU layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +244,14 @@ pub enum FlowSpec {
     Maf(NetSpec),
     /// Inverse autoregressive flow: fast sampling, sequential density.
     Iaf(NetSpec),
+    /// Spline coupling layers (neural spline flow, coupling form) with alternating masks.
+    RqCoupling(SplineSpec),
+    /// Spline MAF: autoregressive splines, fast density, sequential sampling.
+    RqMaf(SplineSpec),
+    /// Spline IAF: autoregressive splines, fast sampling, sequential density.
+    RqIaf(SplineSpec),
+    /// Element-wise splines with global or amortized knots.
+    RqSpline(ElementSplineSpec),
     /// LU-decomposed linear map `P L U` (Glow's invertible 1×1 convolution for vectors); the
     /// settings' `seed` draws the permutation.
     LuLinear(Option<PermuteSpec>),
@@ -191,6 +290,10 @@ impl FlowSpec {
             Self::LuLinear(_) => "lu_linear",
             Self::Maf(_) => "maf",
             Self::Iaf(_) => "iaf",
+            Self::RqCoupling(_) => "rq_coupling",
+            Self::RqMaf(_) => "rq_maf",
+            Self::RqIaf(_) => "rq_iaf",
+            Self::RqSpline(_) => "rq_spline",
             Self::ActNorm(_) => "act_norm",
             Self::Affine(_) => "affine",
             Self::LeakyRelu(_) => "leaky_relu",
@@ -220,6 +323,8 @@ impl FlowSpec {
             Self::SylvesterHouseholder(s) => s.k,
             Self::AffineCoupling(s) | Self::Maf(s) | Self::Iaf(s) => s.k,
             Self::AdditiveCoupling(s) => s.k,
+            Self::RqCoupling(s) | Self::RqMaf(s) | Self::RqIaf(s) => s.k,
+            Self::RqSpline(s) => s.k,
             _ => 1,
         };
         if k == 0 {
@@ -241,10 +346,21 @@ impl FlowSpec {
                     format!("must be between 1 and {MAX_LAYERS}, got {}", s.reflections),
                 )
             }
-            Self::AffineCoupling(_) | Self::AdditiveCoupling(_) if dim < 2 => bad(
-                "k",
-                format!("coupling needs dimension ≥ 2 (a side would be empty), got {dim}"),
-            ),
+            Self::AffineCoupling(_) | Self::AdditiveCoupling(_) | Self::RqCoupling(_)
+                if dim < 2 =>
+            {
+                bad(
+                    "k",
+                    format!("coupling needs dimension ≥ 2 (a side would be empty), got {dim}"),
+                )
+            }
+            Self::RqCoupling(s) | Self::RqMaf(s) | Self::RqIaf(s) => {
+                match check_network(&s.hidden, s.context) {
+                    Some((leaf, message)) => bad(leaf, message),
+                    None => s.spline().validate(&path),
+                }
+            }
+            Self::RqSpline(s) => s.spline().validate(&path),
             Self::AdditiveCoupling(s) => {
                 check_network(&s.hidden, s.context).map_or(Ok(()), |(leaf, m)| bad(leaf, m))
             }
