@@ -116,6 +116,11 @@ impl Flow for Composed {
             .max()
             .unwrap_or(0)
     }
+    fn set_training(&self, training: bool) {
+        for layer in &self.layers {
+            layer.set_training(training);
+        }
+    }
     fn forward(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
         if self.num_amortized_params() > 0 {
             let (name, width, rows) = (self.name(), self.num_amortized_params(), x.dim(0)?);
@@ -190,6 +195,9 @@ impl Flow for Inverted {
     }
     fn prepare_amortized(&self, params: &Tensor) -> Result<Tensor> {
         self.inner.prepare_amortized(params)
+    }
+    fn set_training(&self, training: bool) {
+        self.inner.set_training(training);
     }
     fn is_invertible(&self) -> bool {
         // Running backwards needs the inner inverse; running forwards again needs nothing.

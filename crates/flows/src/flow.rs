@@ -90,6 +90,13 @@ pub trait Flow: Debug + Send + Sync {
         Ok(params.clone())
     }
 
+    /// Switches between training mode (layers with batch statistics use the batch's own) and
+    /// evaluation mode (they use running averages); a no-op for every other layer. Stacks
+    /// pass it to their layers. Trainers call it around training steps.
+    fn set_training(&self, training: bool) {
+        let _ = training;
+    }
+
     /// Whether [`Flow::inverse`] is available.
     fn is_invertible(&self) -> bool {
         false

@@ -53,6 +53,7 @@ pub use flowvae_nn::{seeded, FusedOp, ParamStore, Runtime, SeededRng, Stream};
 pub use layers::actnorm::ActNorm;
 pub use layers::additive_coupling::AdditiveCoupling;
 pub use layers::autoregressive::AutoregressiveAffine;
+pub use layers::batch_norm::BatchNorm;
 pub use layers::coupling::AffineCoupling;
 pub use layers::elementwise::{Elementwise, ElementwiseAffine, ElementwiseMap};
 pub use layers::householder::Householder;
@@ -67,7 +68,7 @@ pub use layers::spline::{RqSpline, MAX_BINS};
 pub use layers::sylvester::{Sylvester, SylvesterKind};
 pub use param_source::{split_columns, Block, ParamSource};
 pub use spec::{
-    build_stack, AdditiveSpec, ElementSplineSpec, FlowSpec, HouseholderSpec, LayerSite,
-    LeakyReluSpec, NetSpec, NoSettings, OrthogonalSpec, PermuteSpec, RepeatSpec, SplineSpec,
-    StackOptions, MAX_LAYERS, MAX_WIDTH,
+    build_stack, AdditiveSpec, BatchNormSpec, ElementSplineSpec, FlowSpec, HouseholderSpec,
+    LayerSite, LeakyReluSpec, NetSpec, NoSettings, OrthogonalSpec, PermuteSpec, RepeatSpec,
+    SplineSpec, StackOptions, MAX_LAYERS, MAX_WIDTH,
 };

@@ -66,6 +66,8 @@ fn cases() -> Vec<Case> {
         real("- rq_spline: {k: 2, bins: 4, amortized: false}"),
         real("- rq_spline: {k: 1, bins: 3, bound: 2.0, amortized: true}"),
         real("- act_norm: {}"),
+        real("- batch_norm: {}"),
+        real("- batch_norm: {momentum: 0.5}\n- rq_maf: {k: 1, hidden: [8]}\n- batch_norm: {}"),
         real("- affine:"),
         real("- leaky_relu: {slope: 0.3}"),
         Case { yaml: "- sigmoid: {}", domain: Domain::Real, support: Domain::UnitInterval },

@@ -10,7 +10,7 @@ use crate::config::{Architecture, ModelConfig};
 use crate::conv::ConvEncoder;
 use crate::decoder::Decoder;
 use crate::encoder::{Encoder, EncoderBody, EncoderOutput};
-use crate::error::Result;
+use crate::error::{Result, VaeError};
 
 /// Per-sample terms of one posterior draw, each `(N,)` for `N` rows of `(x, ε)`.
 #[derive(Debug, Clone)]
@@ -51,6 +51,23 @@ pub struct FlowVae {
     input_dim: usize,
 }
 
+/// A posterior flow runs in the sampling direction only, where BatchNorm has no data-side
+/// batch to measure: refused with the way out, rather than silently acting as a fixed affine.
+fn refuse_batch_statistics(flow: &[FlowSpec]) -> Result<()> {
+    match flow
+        .iter()
+        .position(|s| matches!(s, FlowSpec::BatchNorm(_)))
+    {
+        Some(i) => Err(VaeError::InvalidConfig {
+            field: format!("flow[{i}].batch_norm"),
+            message: "BatchNorm takes its statistics in the density direction, and a VAE \
+                      posterior runs in the sampling direction only; use act_norm there"
+                .into(),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl FlowVae {
     /// Builds the model on `store`; the encoder's heads are sized by the stack's amortized
     /// parameter and context widths, so any stack works as the posterior flow.
@@ -63,6 +80,7 @@ impl FlowVae {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
+        refuse_batch_statistics(flow)?;
         let vb = store.var_builder(dtype, device);
         let options = StackOptions {
             amortized_default: true,

@@ -12,6 +12,7 @@ use crate::flow::Flow;
 use crate::layers::actnorm::ActNorm;
 use crate::layers::additive_coupling::AdditiveCoupling;
 use crate::layers::autoregressive::AutoregressiveAffine;
+use crate::layers::batch_norm::BatchNorm;
 use crate::layers::coupling::AffineCoupling;
 use crate::layers::elementwise::{Elementwise, ElementwiseAffine, ElementwiseMap};
 use crate::layers::householder::Householder;
@@ -143,6 +144,11 @@ impl FlowSpec {
                 })
             }
             Self::ActNorm(_) => one(Box::new(ActNorm::new(site.vb.clone(), site.store, dim)?)),
+            Self::BatchNorm(s) => {
+                let momentum = s.clone().unwrap_or_default().momentum;
+                let layer = BatchNorm::new(site.vb.clone(), site.store, dim, momentum)?;
+                one(Box::new(layer))
+            }
             Self::Affine(_) => one(Box::new(ElementwiseAffine::new(site.vb.clone(), dim)?)),
             Self::LeakyRelu(s) => one(elementwise(ElementwiseMap::LeakyRelu { slope: s.slope })?),
             Self::Sigmoid(_) => one(elementwise(ElementwiseMap::Sigmoid)?),

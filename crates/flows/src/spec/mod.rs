@@ -214,6 +214,27 @@ pub struct PermuteSpec {
     pub seed: Option<u64>,
 }
 
+fn default_momentum() -> f64 {
+    0.1
+}
+
+/// Batch normalization: statistics of the data side, running averages in evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNormSpec {
+    /// Weight of each training batch in the running averages, in (0, 1].
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+}
+
+impl Default for BatchNormSpec {
+    fn default() -> Self {
+        Self {
+            momentum: default_momentum(),
+        }
+    }
+}
+
 /// A layer without settings, written `act_norm: {}` (or `act_norm:`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +278,9 @@ pub enum FlowSpec {
     LuLinear(Option<PermuteSpec>),
     /// Per-dimension scale and shift, initialised from the first batch.
     ActNorm(Option<NoSettings>),
+    /// Batch normalization (MAF, RealNVP): batch statistics in training, running averages
+    /// in evaluation.
+    BatchNorm(Option<BatchNormSpec>),
     /// A learned per-dimension scale and shift.
     Affine(Option<NoSettings>),
     /// Element-wise leaky ReLU.
@@ -295,6 +319,7 @@ impl FlowSpec {
             Self::RqIaf(_) => "rq_iaf",
             Self::RqSpline(_) => "rq_spline",
             Self::ActNorm(_) => "act_norm",
+            Self::BatchNorm(_) => "batch_norm",
             Self::Affine(_) => "affine",
             Self::LeakyRelu(_) => "leaky_relu",
             Self::Sigmoid(_) => "sigmoid",
@@ -383,6 +408,9 @@ impl FlowSpec {
                 } else {
                     Ok(())
                 }
+            }
+            Self::BatchNorm(Some(s)) if !(s.momentum > 0.0 && s.momentum <= 1.0) => {
+                bad("momentum", format!("must be in (0, 1], got {}", s.momentum))
             }
             Self::LeakyRelu(s) if !(s.slope > 0.0 && s.slope.is_finite()) => {
                 bad("slope", format!("must be positive, got {}", s.slope))

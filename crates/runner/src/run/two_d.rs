@@ -239,6 +239,8 @@ fn fit_2d(
     let mut curve = Vec::new();
     for step in 1..=steps {
         let beta = beta_at(step, exp.train.beta_warmup_steps);
+        // Batch statistics (BatchNorm) while training; running averages for the test NLL.
+        model.stack().set_training(true);
         let step_loss = match exp.target {
             Target2d::Energy(target) => {
                 let eps = model
@@ -266,6 +268,7 @@ fn fit_2d(
         }
         opt.step(&backward_with_sink(&step_loss.loss)?)?;
         progress.set(step as u64, &format!("loss {loss_value:.4}"));
+        model.stack().set_training(false);
         if step % exp.train.log_every.get() == 0 || step == steps {
             let test_nll = match test_set {
                 Some(t) => mean_f64(&model.dist.log_prob(t, Conditioning::none())?.neg()?)?,
