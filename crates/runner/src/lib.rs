@@ -13,10 +13,11 @@
 //! ## Where things are
 //! - `experiment/`: the YAML schema ([`Experiment`]), `--set` overrides, YAML error locations.
 //! - `run/`: one run from start to summary: data, training, evaluation, 2-D runs, the memory
-//!   check, the inference-gap split and [`RunSummary`].
+//!   check, the inference-gap split, density runs (`run/density/`) and [`RunSummary`].
 //! - `report/`: comparison tables and plots, labels of flows.
 //! - `sweep/`: grids of runs, locally or as a Slurm job array.
-//! - `tools/`: `flowvae bench`, `check` and `transform`.
+//! - `tools/`: `flowvae bench`, `check`, `transform`, and the density commands (`logprob`,
+//!   `transform --inverse`, `sample --temperature`).
 #![warn(missing_docs)]
 
 mod error;
@@ -32,6 +33,7 @@ pub use experiment::overrides::Override;
 pub use experiment::Experiment;
 pub use flowvae_train::RunDir;
 pub use report::compare::{compare, find_runs, load_record, RunRecord};
+pub use run::density::{DensitySummary, DensityTest};
 pub use run::eval::{eval_run, sample_run};
 pub use run::inference_gap::{inference_gaps, GapOptions};
 pub use run::summary::{
@@ -43,4 +45,7 @@ pub use sweep::slurm::{write_slurm, SlurmResources};
 pub use sweep::{resume_local, run_local, run_point, summarize, threads_per_job, SweepConfig};
 pub use tools::bench::{bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions};
 pub use tools::check::{check_file, read_stacks, CheckOptions, MAX_CHECK_DIM};
+pub use tools::density::{
+    is_density_run, logprob as density_logprob, transform as density_transform,
+};
 pub use tools::transform::{transform, Input as TransformInput};

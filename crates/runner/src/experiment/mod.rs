@@ -1,5 +1,6 @@
 //! The experiment file: one YAML per experiment, sections validated as they are parsed.
 
+pub(crate) mod density;
 pub(crate) mod overrides;
 pub(crate) mod vae;
 pub(crate) mod yaml;
@@ -13,6 +14,7 @@ use flowvae_flows::{BaseSpec, FlowSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunnerError};
+use crate::experiment::density::ExperimentDensity;
 use crate::experiment::overrides::{apply, Override};
 use crate::experiment::vae::ExperimentVae;
 use flowvae_train::OptimizerConfig;
@@ -142,14 +144,16 @@ pub struct Experiment2d {
     pub plot: Plot2d,
 }
 
-/// Any experiment file; which kind is decided by its sections (`target:` for a 2-D flow
-/// experiment, `data:` for a Flow-VAE).
+/// Any experiment file; which kind is decided by its sections: `density:` for a density
+/// model, `target:` for a 2-D flow experiment, `data:` without either for a Flow-VAE.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Experiment {
     /// A 2-D density: a target (samples or an energy) and a flow stack.
     TwoD(Experiment2d),
     /// A Flow-VAE, or several variants compared.
     Vae(ExperimentVae),
+    /// A flow density on real data of any dimension.
+    Density(ExperimentDensity),
 }
 
 impl Experiment {
@@ -188,6 +192,11 @@ impl Experiment {
     pub fn parse(path: &Path, text: &str) -> Result<Self> {
         let value: serde_yaml::Value = yaml::parse(path, text)?;
         let has = |key: &str| value.get(key).is_some();
+        if has("density") {
+            let exp: ExperimentDensity = yaml::parse(path, text)?;
+            density::validate(path, text, &exp)?;
+            return Ok(Self::Density(exp));
+        }
         if has("data") && !has("target") {
             let exp: ExperimentVae = yaml::parse(path, text)?;
             validate_vae(path, text, &exp)?;
@@ -197,7 +206,8 @@ impl Experiment {
             return Err(RunnerError::Config {
                 file: path.to_path_buf(),
                 location: None,
-                message: "expected a `data:` section (Flow-VAE) or a `target:` section (2-D flow)"
+                message: "expected a `data:` section (Flow-VAE, or a density model with a \
+                          `density:` section) or a `target:` section (2-D flow)"
                     .into(),
             });
         }
@@ -211,6 +221,7 @@ impl Experiment {
         match self {
             Self::TwoD(e) => &e.name,
             Self::Vae(e) => &e.name,
+            Self::Density(e) => &e.name,
         }
     }
 
@@ -219,12 +230,13 @@ impl Experiment {
         match self {
             Self::TwoD(e) => yaml::to_string(e),
             Self::Vae(e) => yaml::to_string(e),
+            Self::Density(e) => yaml::to_string(e),
         }
     }
 }
 
 /// An error about `field`, located in the text by its key when possible.
-fn config_error(path: &Path, text: &str, field: &str, message: String) -> RunnerError {
+pub(crate) fn config_error(path: &Path, text: &str, field: &str, message: String) -> RunnerError {
     RunnerError::Config {
         file: PathBuf::from(path),
         location: yaml::locate_field(text, field).map(|l| (l, 1)),
@@ -232,7 +244,7 @@ fn config_error(path: &Path, text: &str, field: &str, message: String) -> Runner
     }
 }
 
-fn check_folder_name(path: &Path, text: &str, field: &str, name: &str) -> Result<()> {
+pub(crate) fn check_folder_name(path: &Path, text: &str, field: &str, name: &str) -> Result<()> {
     match flowvae_train::plain_name_problem(name) {
         Some(message) => Err(config_error(path, text, field, message)),
         None => Ok(()),

@@ -207,11 +207,11 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     let config = dir.join("config.yaml");
     let exp = match Experiment::load(&config)? {
         Experiment::Vae(e) => e,
-        Experiment::TwoD(_) => {
+        Experiment::TwoD(_) | Experiment::Density(_) => {
             return Err(RunnerError::Config {
                 file: config,
                 location: None,
-                message: "this is a 2-D flow run; eval and sample work on Flow-VAE runs".into(),
+                message: "this is not a Flow-VAE run; eval and gaps work on Flow-VAE runs".into(),
             })
         }
     };
@@ -265,7 +265,26 @@ pub fn eval_run(dir: &Path, samples: Option<usize>, device: &Device) -> Result<(
 }
 
 /// `flowvae sample`: a PNG grid of `n` decoder means from the prior.
-pub fn sample_run(dir: &Path, n: usize, seed: u64, out: &Path, device: &Device) -> Result<()> {
+///
+/// A density run is sampled at `temperature` into a PNG grid or a CSV (by `out`'s
+/// extension); a Flow-VAE's prior takes no temperature.
+pub fn sample_run(
+    dir: &Path,
+    (n, temperature, seed): (usize, f64, u64),
+    out: &Path,
+    device: &Device,
+) -> Result<()> {
+    if crate::tools::density::is_density_run(dir) {
+        return crate::tools::density::sample_to_file(dir, n, temperature, seed, out, device);
+    }
+    if temperature != 1.0 {
+        return Err(RunnerError::Config {
+            file: "--temperature".into(),
+            location: None,
+            message: "a Flow-VAE's prior samples take no temperature; it is for density runs"
+                .into(),
+        });
+    }
     let loaded = load_run(dir, device)?;
     let splits = load_splits(&loaded.exp.data)?;
     let images = to_images(&sample_prior(&loaded.model, n, seed, device)?)?;

@@ -168,7 +168,7 @@ mod tests {
         );
         match Experiment::parse(std::path::Path::new("m.yaml"), &text).unwrap() {
             Experiment::Vae(e) => e,
-            Experiment::TwoD(_) => unreachable!("a data section makes a Flow-VAE experiment"),
+            _ => unreachable!("a data section without `density:` makes a Flow-VAE experiment"),
         }
     }
 

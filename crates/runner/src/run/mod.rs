@@ -1,6 +1,7 @@
 //! One run from its experiment file to its summary: the run folder, training and evaluation
 //! of each model (`train.rs`, `eval.rs`), 2-D runs, resuming, and comparisons of variants.
 
+pub(crate) mod density;
 pub(crate) mod eval;
 pub(crate) mod inference_gap;
 pub(crate) mod memory;
@@ -45,6 +46,16 @@ pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Res
             memory::check_vae(exp, &splits.train, device)?;
         }
         Experiment::TwoD(exp) => two_d::check_size(exp, device)?,
+        Experiment::Density(exp) => {
+            let data = &exp.data;
+            let splits = flowvae_data::load_unbinarized(
+                &data.source,
+                data.split_seed,
+                data.subset.as_ref(),
+            )?;
+            let store = flowvae_nn::ParamStore::new(exp.seed);
+            density::DensityModel::build(exp, splits.train.dim, store, device)?;
+        }
     }
     let run = RunDir::create(
         &options.results_root,
@@ -64,6 +75,9 @@ pub fn run_in(experiment: &Experiment, run: &RunDir, device: &Device, resume: bo
         Experiment::TwoD(exp) => {
             two_d::run_2d(exp, run, device)?;
         }
+        Experiment::Density(exp) => {
+            density::run_density(exp, run, device)?;
+        }
         Experiment::Vae(exp) if exp.variants.is_empty() => {
             eval::run_vae(exp, &exp.name, run, device, resume)?;
         }
@@ -76,11 +90,16 @@ pub fn run_in(experiment: &Experiment, run: &RunDir, device: &Device, resume: bo
 /// (per model of a comparison); finished models are left as they are.
 pub fn resume_run(dir: &Path, device: &Device) -> Result<PathBuf> {
     let experiment = Experiment::load(&dir.join("config.yaml"))?;
-    if let Experiment::TwoD(_) = experiment {
+    let unresumable = match experiment {
+        Experiment::TwoD(_) => Some("2-D runs take minutes and are not checkpointed"),
+        Experiment::Density(_) => Some("density runs do not resume yet"),
+        Experiment::Vae(_) => None,
+    };
+    if let Some(why) = unresumable {
         return Err(RunnerError::Config {
             file: dir.join("config.yaml"),
             location: None,
-            message: "2-D runs take minutes and are not checkpointed: start a new run".into(),
+            message: format!("{why}: start a new run"),
         });
     }
     let run = RunDir::open(dir)?;
@@ -168,6 +187,16 @@ pub fn summary_line(run: &Path) -> String {
             s.wall_seconds,
             serde_json::to_string(&s.final_metrics).unwrap_or_default()
         ),
+        Ok(RunSummary::Density(s)) => {
+            let bits = s
+                .test
+                .bits_per_dim
+                .map_or(String::new(), |b| format!(", {b:.3} bits/dim"));
+            format!(
+                "done: {shown}: test log-likelihood {:.3} ± {:.3} nats{bits}, best epoch {} of {} in {:.0}s",
+                s.test.log_likelihood, s.test.log_likelihood_se, s.best_epoch, s.epochs, s.train_seconds
+            )
+        }
         Err(_) => format!("done: {shown}"),
     }
 }

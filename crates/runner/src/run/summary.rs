@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Result, RunnerError};
+use crate::run::density::DensitySummary;
 use flowvae_train::write_atomic;
 
 /// Crate versions and the git revision of the binary that wrote a summary.
@@ -169,6 +170,8 @@ pub enum RunSummary {
     TwoD(TwoDSummary),
     /// A comparison of several Flow-VAEs.
     Comparison(ComparisonSummary),
+    /// A density model.
+    Density(DensitySummary),
 }
 
 impl RunSummary {
@@ -194,6 +197,7 @@ impl RunSummary {
             let parsed = match what {
                 "comparison" => serde_path_to_error::deserialize(&value).map(Self::Comparison),
                 "vae" => serde_path_to_error::deserialize(&value).map(Self::Vae),
+                "density" => serde_path_to_error::deserialize(&value).map(Self::Density),
                 _ => serde_path_to_error::deserialize(&value).map(Self::TwoD),
             };
             parsed.map_err(|e| {
@@ -205,6 +209,8 @@ impl RunSummary {
         };
         if has("comparison") {
             typed("comparison")
+        } else if has("density") {
+            typed("density")
         } else if has("test") {
             typed("vae")
         } else if has("final") {
@@ -223,6 +229,7 @@ impl RunSummary {
             Self::Vae(s) => serde_json::to_value(s),
             Self::TwoD(s) => serde_json::to_value(s),
             Self::Comparison(s) => serde_json::to_value(s),
+            Self::Density(s) => serde_json::to_value(s),
         };
         let text = value
             .and_then(|v| serde_json::to_string_pretty(&v))
@@ -249,6 +256,7 @@ impl RunSummary {
         match self {
             Self::Vae(s) => Some(s.seed),
             Self::TwoD(s) => Some(s.seed),
+            Self::Density(s) => Some(s.seed),
             Self::Comparison(_) => None,
         }
     }
@@ -258,6 +266,7 @@ impl RunSummary {
         match self {
             Self::Vae(s) => &s.experiment,
             Self::TwoD(s) => &s.experiment,
+            Self::Density(s) => &s.experiment,
             Self::Comparison(s) => &s.experiment,
         }
     }

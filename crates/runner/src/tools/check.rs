@@ -103,6 +103,7 @@ pub fn read_stacks(path: &Path) -> Result<(Vec<NamedStack>, Option<usize>)> {
     }
     match Experiment::parse(path, &text)? {
         Experiment::TwoD(e) => Ok((vec![("flow".into(), e.flow)], Some(2))),
+        Experiment::Density(e) => Ok((vec![("flow".into(), e.flow)], None)),
         Experiment::Vae(e) if e.variants.is_empty() => {
             Ok((vec![("flow".into(), e.flow)], Some(e.model.latent)))
         }

@@ -2,4 +2,5 @@
 
 pub(crate) mod bench;
 pub(crate) mod check;
+pub(crate) mod density;
 pub(crate) mod transform;

@@ -79,11 +79,15 @@ pub fn read_csv(path: &Path, width: usize, range: Option<(f32, f32)>) -> Result<
     Ok(values)
 }
 
-fn header(prefix: &str, n: usize) -> Vec<String> {
+pub(crate) fn header(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
 
-fn write_rows(out: &Path, columns: &[String], blocks: &[Vec<Vec<f32>>]) -> Result<usize> {
+pub(crate) fn write_rows(
+    out: &Path,
+    columns: &[String],
+    blocks: &[Vec<Vec<f32>>],
+) -> Result<usize> {
     let mut text = columns.join(",");
     text.push('\n');
     let rows = blocks.first().map_or(0, Vec::len);
@@ -110,6 +114,7 @@ pub fn transform(
 ) -> Result<usize> {
     let config = run.join("config.yaml");
     match Experiment::load(&config)? {
+        Experiment::Density(_) => crate::tools::density::transform(run, input, out, false, device),
         Experiment::Vae(_) => {
             let loaded = load_run(run, device)?;
             let dim = loaded.model.input_dim();

@@ -1,0 +1,283 @@
+//! Density runs as a user meets them: a CSV of their own to a test log-likelihood, samples,
+//! Gaussianized features and anomaly scores; images to bits per dimension; and bad input
+//! refused in one line before any run folder exists.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{flowvae, succeeds};
+
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// A CSV of `rows` seeded rows of a correlated, skewed 3-D density, with a header.
+fn table(dir: &Path, rows: usize) -> PathBuf {
+    let mut text = String::from("a,b,c\n");
+    let mut state = 12345u64;
+    let mut uniform = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    for _ in 0..rows {
+        let (u, v, w) = (uniform(), uniform(), uniform());
+        let g = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+        text.push_str(&format!("{},{},{}\n", g, g * g + w, 3.0 * w - g));
+    }
+    let path = dir.join("table.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_table(dir: &Path, csv: &Path) -> PathBuf {
+    let results = dir.join("results");
+    succeeds(flowvae().current_dir(REPO).args([
+        "run",
+        "experiments/density_csv.yaml",
+        "--results",
+        results.to_str().unwrap(),
+        "--run-id",
+        "t",
+        "--set",
+        &format!("data.source.csv.path={}", csv.display()),
+        "--set",
+        "flow=[{rq_coupling: {k: 2, hidden: [16], bins: 4}}, {lu_linear: {}}, {affine_coupling: {k: 2, hidden: [16]}}]",
+        "--set",
+        "train.epochs=3",
+    ]));
+    results.join("density_csv/t")
+}
+
+fn read_rows(path: &Path) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn a_users_csv_gives_a_log_likelihood_samples_features_and_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table(dir.path(), 400);
+    let run = run_table(dir.path(), &csv);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let test = &summary["test"];
+    let ll = test["log_likelihood"].as_f64().unwrap();
+    assert!(
+        ll.is_finite() && test["log_likelihood_se"].as_f64().unwrap() > 0.0,
+        "{test}"
+    );
+    assert_eq!(test["examples"], 40);
+    assert!(
+        test.get("bits_per_dim").is_none(),
+        "a table has no bits per dimension"
+    );
+    assert_eq!(summary["density"]["dim"], 3);
+
+    // Anomaly scores of the user's rows, and the Gaussianized features there and back.
+    let scores = dir.path().join("scores.csv");
+    let input = csv.to_str().unwrap();
+    let run_s = run.to_str().unwrap();
+    succeeds(flowvae().args([
+        "logprob",
+        run_s,
+        "--input",
+        input,
+        "--output",
+        scores.to_str().unwrap(),
+    ]));
+    assert_eq!(read_rows(&scores).len(), 400);
+    let z = dir.path().join("z.csv");
+    succeeds(flowvae().args([
+        "transform",
+        run_s,
+        "--input",
+        input,
+        "--output",
+        z.to_str().unwrap(),
+    ]));
+    let features = read_rows(&z);
+    let z_only: String = std::iter::once("z0,z1,z2".to_string())
+        .chain(
+            features
+                .iter()
+                .map(|r| format!("{},{},{}", r[0], r[1], r[2])),
+        )
+        .collect::<Vec<_>>()
+        .join("\n");
+    let z_file = dir.path().join("z_only.csv");
+    std::fs::write(&z_file, z_only).unwrap();
+    let back = dir.path().join("back.csv");
+    let z_arg = z_file.to_str().unwrap();
+    succeeds(flowvae().args([
+        "transform",
+        run_s,
+        "--input",
+        z_arg,
+        "--inverse",
+        "--output",
+        back.to_str().unwrap(),
+    ]));
+    let original = read_rows(&csv);
+    let worst = read_rows(&back)
+        .iter()
+        .zip(&original)
+        .flat_map(|(a, b)| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+        })
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-3, "round trip through the base space: {worst}");
+    // The scores are the log-likelihoods the features carry.
+    let from_scores = read_rows(&scores)[0][0];
+    assert!((from_scores - features[0][3]).abs() < 1e-4);
+
+    let samples = dir.path().join("samples.csv");
+    succeeds(flowvae().args([
+        "sample",
+        run_s,
+        "-n",
+        "7",
+        "--temperature",
+        "0.7",
+        "--out",
+        samples.to_str().unwrap(),
+    ]));
+    assert_eq!(read_rows(&samples).len(), 7);
+    for (args, expected) in [
+        (
+            vec!["sample", run_s, "--temperature", "0"],
+            "--temperature: must be a positive number",
+        ),
+        (
+            vec![
+                "logprob",
+                run_s,
+                "--input",
+                scores.to_str().unwrap(),
+                "--output",
+                "x.csv",
+            ],
+            "1 values, expected 3",
+        ),
+    ] {
+        let out = flowvae()
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(expected),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn digits_give_bits_per_dimension_and_a_sample_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    succeeds(flowvae().current_dir(REPO).args([
+        "run",
+        "experiments/density_digits_maf.yaml",
+        "--results",
+        results.to_str().unwrap(),
+        "--run-id",
+        "d",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "flow=[{maf: {k: 1, hidden: [32]}}, {batch_norm: {}}]",
+    ]));
+    let run = results.join("density_digits_maf/d");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let bits = summary["test"]["bits_per_dim"].as_f64().unwrap();
+    // 17 grey levels: a uniform model is log2(17) = 4.09 bits per dimension.
+    assert!(bits > 0.5 && bits < 4.09, "{bits}");
+    assert!(run.join("plots/samples.png").is_file() && run.join("plots/curve.png").is_file());
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(
+        metrics.starts_with("epoch,train_nll,val_log_likelihood"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn bad_tables_and_settings_are_refused_before_any_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "cell.csv",
+            "a,b\n1,2\n3,x\n4,5\n".into(),
+            "line 3, value 2: `x` is not a number, expected a number in column `b`",
+        ),
+        (
+            "ragged.csv",
+            "a,b\n1,2\n3\n".into(),
+            "line 3: got 1 columns",
+        ),
+        (
+            "nan.csv",
+            "a,b\n1,2\nNaN,3\n".into(),
+            "non-finite value NaN on line 3, value 1",
+        ),
+        (
+            "constant.csv",
+            "a,b\n1,2\n1,3\n1,4\n".into(),
+            "column 1 is constant",
+        ),
+        ("empty.csv", "a,b\n".into(), "empty file"),
+        ("short.csv", "a,b\n1,2\n3,4\n".into(), "at least 3 rows"),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let err = refused(
+            &results,
+            &format!("data.source.csv.path={}", path.display()),
+        );
+        assert!(
+            err.contains(name) && err.contains(expected),
+            "{name}: {err}"
+        );
+    }
+    for (set, expected) in [
+        (
+            "density.preprocess={logit: {lambda: 0.01}}",
+            "a table takes `standardize` or `none`",
+        ),
+        (
+            "flow=[{sylvester_orthogonal: {k: 1}}]",
+            "needs an invertible stack",
+        ),
+        (
+            "density.base={mixture: {components: 0}}",
+            "components: must be at least 1",
+        ),
+    ] {
+        let err = refused(&results, set);
+        assert!(err.contains(expected), "{set}: {err}");
+    }
+    assert!(!results.exists(), "a refused run left a folder");
+}
+
+/// Runs the density CSV experiment with `set` into `results`; asserts that it failed and
+/// returns its stderr.
+fn refused(results: &Path, set: &str) -> String {
+    let out = flowvae()
+        .current_dir(REPO)
+        .args(["run", "experiments/density_csv.yaml", "--results"])
+        .arg(results)
+        .args(["--set", set])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{set} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -1,0 +1,176 @@
+//! The commands on a finished density run: `logprob` (per-row log-density, the anomaly
+//! score), `transform` (rows to the base space, Gaussianized features, and back with
+//! `--inverse`) and `sample` (CSV rows or an image grid).
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use flowvae_data::split_by_name;
+use flowvae_flows::{Conditioning, Stream};
+use flowvae_nn::seeded;
+
+use super::transform::{header, read_csv, write_rows, Input};
+use crate::error::{Result, RunnerError};
+use crate::run::density::preprocess::Prepared;
+use crate::run::density::{load_trained, TrainedDensity};
+
+/// The rows of `input` as `(n, D)`: a CSV of the trained width (grey levels in `[0, 1]` for
+/// images) or a split of the run's own data.
+fn rows(trained: &TrainedDensity, input: Input<'_>, device: &Device) -> Result<Tensor> {
+    let data = &trained.experiment.data;
+    let dim = trained.model.dist.flow().dim();
+    let (values, n) = match input {
+        Input::Csv(path) => {
+            let range = trained.prepared.levels().map(|_| (0.0, 1.0));
+            let values = read_csv(path, dim, range)?;
+            let n = values.len() / dim;
+            (values, n)
+        }
+        Input::Split(name) => {
+            let splits = flowvae_data::load_unbinarized(
+                &data.source,
+                data.split_seed,
+                data.subset.as_ref(),
+            )?;
+            let split = split_by_name(splits, name)?;
+            (split.images, split.n)
+        }
+    };
+    Ok(Tensor::from_vec(values, (n, dim), device)?)
+}
+
+/// Per-row log-likelihood as the summary reports it (logit space for images, data units for
+/// tables) and the base-space point, for data rows `x`. Images are dequantized at the middle
+/// of each grey level, so that scores are deterministic.
+fn score(trained: &TrainedDensity, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (z, prep_log_det) = trained.prepared.to_flow(x, None)?;
+    let flow = trained.model.dist.flow();
+    flow.set_training(false);
+    let (base_point, _) = flow.inverse(&z, Conditioning::none())?;
+    let ll = trained.model.log_prob(&z)?;
+    let ll = match trained.prepared {
+        Prepared::Logit { .. } => ll,
+        _ => (ll + prep_log_det)?,
+    };
+    Ok((ll, base_point))
+}
+
+/// `flowvae logprob <run> --input F --output scores.csv`: one log-likelihood per row.
+pub fn logprob(run: &Path, input: Input<'_>, out: &Path, device: &Device) -> Result<usize> {
+    let trained = load_trained(run, device)?;
+    let x = rows(&trained, input, device)?;
+    let (ll, _) = score(&trained, &x)?;
+    let ll: Vec<Vec<f32>> = ll.unsqueeze(1)?.to_vec2()?;
+    write_rows(out, &["log_likelihood".to_string()], &[ll])
+}
+
+/// `flowvae transform <run>`: rows to the base space (`z = f⁻¹(prep(x))`, Gaussianized
+/// features) with their log-likelihood, or with `inverse` base-space rows back to data.
+pub fn transform(
+    run: &Path,
+    input: Input<'_>,
+    out: &Path,
+    inverse: bool,
+    device: &Device,
+) -> Result<usize> {
+    let trained = load_trained(run, device)?;
+    let dim = trained.model.dist.flow().dim();
+    if inverse {
+        let Input::Csv(path) = input else {
+            return Err(RunnerError::Config {
+                file: run.to_path_buf(),
+                location: None,
+                message: "--inverse maps base-space rows back: give them with --input".into(),
+            });
+        };
+        let values = read_csv(path, dim, None)?;
+        let z = Tensor::from_vec(values.clone(), (values.len() / dim, dim), device)?;
+        let flow = trained.model.dist.flow();
+        flow.set_training(false);
+        let (y, _) = flow.forward(&z, Conditioning::none())?;
+        let x: Vec<Vec<f32>> = trained.prepared.to_data(&y)?.to_vec2()?;
+        return write_rows(out, &header("x", dim), &[x]);
+    }
+    let x = rows(&trained, input, device)?;
+    let (ll, z) = score(&trained, &x)?;
+    let mut columns = header("z", dim);
+    columns.push("log_likelihood".into());
+    let ll: Vec<Vec<f32>> = ll.unsqueeze(1)?.to_vec2()?;
+    write_rows(out, &columns, &[z.to_vec2()?, ll])
+}
+
+/// `flowvae sample <run> -n N --temperature T`: rows drawn from the model, in data space.
+pub fn sample(
+    run: &Path,
+    n: usize,
+    temperature: f64,
+    seed: u64,
+    device: &Device,
+) -> Result<(Tensor, TrainedDensity)> {
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(RunnerError::Config {
+            file: "--temperature".into(),
+            location: None,
+            message: format!("must be positive, got {temperature}"),
+        });
+    }
+    let trained = load_trained(run, device)?;
+    let mut rng = seeded(seed, Stream::PriorSamples);
+    let dist = &trained.model.dist;
+    dist.flow().set_training(false);
+    let (y, _) = dist.sample_at(
+        n,
+        temperature,
+        &mut rng,
+        DType::F32,
+        device,
+        Conditioning::none(),
+    )?;
+    let x = trained.prepared.to_data(&y)?;
+    Ok((x, trained))
+}
+
+/// Whether `run` is a density run (its `config.yaml` has a `density:` section).
+pub fn is_density_run(run: &Path) -> bool {
+    std::fs::read_to_string(run.join("config.yaml"))
+        .is_ok_and(|text| text.lines().any(|l| l.starts_with("density:")))
+}
+
+/// Draws `n` rows from the density run `run` at `temperature` and writes them to `out`: an
+/// image grid (`.png`, image runs) or rows of numbers (`.csv`).
+pub fn sample_to_file(
+    run: &Path,
+    n: usize,
+    temperature: f64,
+    seed: u64,
+    out: &Path,
+    device: &Device,
+) -> Result<()> {
+    let (x, trained) = sample(run, n, temperature, seed, device)?;
+    let png = out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let dim = x.dim(1)?;
+    match (png, &trained.prepared) {
+        (true, Prepared::Logit { .. }) => {
+            let data = &trained.experiment.data;
+            let splits = flowvae_data::load_unbinarized(&data.source, data.split_seed, None)?;
+            let (h, w) = (splits.test.height, splits.test.width);
+            let images: Vec<Vec<f32>> = x.to_vec2()?;
+            let cols = (n as f64).sqrt().ceil() as usize;
+            let caption = format!("{n} samples (T = {temperature}, seed {seed})");
+            let scale = (64 / w.max(1)).clamp(1, 8);
+            flowvae_plot::image_grid(out, &images, (h, w), cols.max(1), scale, &caption)?;
+            Ok(())
+        }
+        (true, _) => Err(RunnerError::Config {
+            file: out.to_path_buf(),
+            location: None,
+            message: "this run models a table, not images: write its samples to a .csv".into(),
+        }),
+        (false, _) => {
+            write_rows(out, &header("x", dim), &[x.to_vec2()?])?;
+            Ok(())
+        }
+    }
+}
