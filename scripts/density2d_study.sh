@@ -3,7 +3,8 @@
 # same parameter budget on four targets, one run each (seed 0), then the table.
 #   scripts/density2d_study.sh [flowvae binary]      (default: target/release/flowvae)
 # Runs land in results/density2d/<flow>-<target>/; finished runs (summary.json present) are
-# kept, so the script continues where it stopped. The table goes to results/density2d/table.md.
+# kept, so the script continues where it stopped. The table goes to results/density2d/table.md
+# (results/density2d/README.md holds the committed table with its discussion).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/flowvae}
