@@ -30,22 +30,29 @@ fn table(dir: &Path, rows: usize) -> PathBuf {
     path
 }
 
+/// Runs `experiment` into `results` as run `id` with `--set` overrides; must succeed.
+fn run(results: &Path, experiment: &str, id: &str, sets: &[String]) {
+    let mut command = flowvae();
+    command
+        .current_dir(REPO)
+        .args(["run", experiment, "--run-id", id, "--results"]);
+    command.arg(results);
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    succeeds(&mut command);
+}
+
 fn run_table(dir: &Path, csv: &Path) -> PathBuf {
     let results = dir.join("results");
-    succeeds(flowvae().current_dir(REPO).args([
-        "run",
-        "experiments/density_csv.yaml",
-        "--results",
-        results.to_str().unwrap(),
-        "--run-id",
-        "t",
-        "--set",
-        &format!("data.source.csv.path={}", csv.display()),
-        "--set",
-        "flow=[{rq_coupling: {k: 2, hidden: [16], bins: 4}}, {lu_linear: {}}, {affine_coupling: {k: 2, hidden: [16]}}]",
-        "--set",
-        "train.epochs=3",
-    ]));
+    let flow = "flow=[{rq_coupling: {k: 2, hidden: [16], bins: 4}}, {lu_linear: {}}, \
+                {affine_coupling: {k: 2, hidden: [16]}}]";
+    let sets = [
+        format!("data.source.csv.path={}", csv.display()),
+        flow.to_string(),
+        "train.epochs=3".to_string(),
+    ];
+    run(&results, "experiments/density_csv.yaml", "t", &sets);
     results.join("density_csv/t")
 }
 
@@ -182,18 +189,12 @@ fn a_users_csv_gives_a_log_likelihood_samples_features_and_scores() {
 fn digits_give_bits_per_dimension_and_a_sample_grid() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
-    succeeds(flowvae().current_dir(REPO).args([
-        "run",
-        "experiments/density_digits_maf.yaml",
-        "--results",
-        results.to_str().unwrap(),
-        "--run-id",
-        "d",
-        "--set",
+    let sets = [
         "train.epochs=2",
-        "--set",
         "flow=[{maf: {k: 1, hidden: [32]}}, {batch_norm: {}}]",
-    ]));
+    ];
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    run(&results, "experiments/density_digits_maf.yaml", "d", &sets);
     let run = results.join("density_digits_maf/d");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
@@ -280,4 +281,60 @@ fn refused(results: &Path, set: &str) -> String {
         .unwrap();
     assert!(!out.status.success(), "{set} was accepted");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn density_runs_compare_by_seed_and_refuse_a_mix_with_flow_vaes() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    for (flow, name) in [
+        ("[{affine: {}}]", "gauss"),
+        ("[{maf: {k: 1, hidden: [16]}}]", "maf"),
+    ] {
+        for seed in ["0", "1"] {
+            let sets = [
+                "train.epochs=2".to_string(),
+                format!("seed={seed}"),
+                format!("flow={flow}"),
+                format!("name={name}"),
+            ];
+            let id = format!("{name}{seed}");
+            run(&results, "experiments/density_digits_maf.yaml", &id, &sets);
+        }
+    }
+    let out = dir.path().join("cmp");
+    let table = succeeds(flowvae().args([
+        "compare",
+        results.to_str().unwrap(),
+        "--baseline",
+        "gauss",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        table.contains("test log-likelihood") && table.contains("bits/dim"),
+        "{table}"
+    );
+    let maf_row = table.lines().find(|l| l.starts_with("| maf ")).unwrap();
+    assert!(
+        maf_row.contains("(paired)") && maf_row.contains("| 2 |"),
+        "{maf_row}"
+    );
+    assert!(out.join("plots/compare_curves.png").is_file());
+    let vae = std::path::Path::new(REPO).join("results/quickstart/reference");
+    let mixed = flowvae()
+        .args([
+            "compare",
+            results.to_str().unwrap(),
+            vae.to_str().unwrap(),
+            "--out",
+        ])
+        .arg(dir.path().join("mixed"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&mixed.stderr);
+    assert!(
+        !mixed.status.success() && err.contains("compare each kind on its own"),
+        "{err}"
+    );
 }

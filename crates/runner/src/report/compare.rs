@@ -22,7 +22,7 @@ pub struct RunRecord {
     /// `(epoch, val −ELBO)`.
     pub val_curve: Vec<(f64, f64)>,
     /// The resolved config without its seed: runs with equal keys are seeds of one model.
-    group_key: String,
+    pub(crate) group_key: String,
 }
 
 /// Reads `summary.json`, `metrics.csv` and `config.yaml` of a run folder.
@@ -30,7 +30,8 @@ pub fn load_record(dir: &Path) -> Result<RunRecord> {
     let summary = RunSummary::read(dir)?;
     let (header, rows) = read_metrics(&dir.join("metrics.csv"))?;
     let col = |n: &str| header.iter().position(|h| h == n);
-    let val_curve = match (col("epoch"), col("val_neg_elbo")) {
+    let validation = col("val_neg_elbo").or(col("val_log_likelihood"));
+    let val_curve = match (col("epoch"), validation) {
         (Some(e), Some(v)) => rows.iter().map(|r| (r[e], r[v])).collect(),
         _ => Vec::new(),
     };
@@ -83,7 +84,7 @@ pub fn find_runs(path: &Path) -> Vec<PathBuf> {
     found
 }
 
-fn mean_std(values: &[f64]) -> (f64, Option<f64>) {
+pub(crate) fn mean_std(values: &[f64]) -> (f64, Option<f64>) {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     if values.len() < 2 {
@@ -93,7 +94,7 @@ fn mean_std(values: &[f64]) -> (f64, Option<f64>) {
     (mean, Some(var.sqrt()))
 }
 
-fn cell(values: &[f64], digits: usize) -> String {
+pub(crate) fn cell(values: &[f64], digits: usize) -> String {
     if values.is_empty() {
         return "–".into();
     }
@@ -162,7 +163,23 @@ fn delta_cell(group: &Group, base: &Group) -> String {
 }
 
 /// Writes `comparison.md`, `comparison.csv` and plots into `out`; returns the Markdown.
+///
+/// Density runs get their own table (log-likelihoods, higher is better); a mix of density
+/// and Flow-VAE runs is refused.
 pub fn compare(runs: &[RunRecord], out: &Path, baseline: Option<&str>) -> Result<String> {
+    let is_density = |r: &RunRecord| matches!(r.summary, RunSummary::Density(_));
+    if runs.iter().any(is_density) {
+        if !runs.iter().all(is_density) {
+            return Err(RunnerError::Config {
+                file: out.to_path_buf(),
+                location: None,
+                message: "density runs and Flow-VAE runs report different quantities; \
+                          compare each kind on its own"
+                    .into(),
+            });
+        }
+        return super::density_compare::compare_density(runs, out, baseline);
+    }
     let mut groups: BTreeMap<(usize, String), Group> = BTreeMap::new();
     let mut order: BTreeMap<String, usize> = BTreeMap::new();
     // The baseline's row first, the others in the order their runs were found.

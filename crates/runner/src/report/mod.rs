@@ -2,4 +2,5 @@
 //! in them.
 
 pub(crate) mod compare;
+pub(crate) mod density_compare;
 pub(crate) mod labels;
