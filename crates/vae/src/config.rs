@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 pub use flowvae_nn::Activation;
 
+use crate::prior::PriorSpec;
+
 fn default_encoder_hidden() -> Vec<usize> {
     vec![512, 256]
 }
@@ -138,6 +140,9 @@ pub struct ModelConfig {
     /// The decoder network `z → logits` (or means).
     #[serde(default)]
     pub decoder: DecoderConfig,
+    /// The prior `p(z)`; default the standard normal, left out of resolved configs.
+    #[serde(default, skip_serializing_if = "PriorSpec::is_standard")]
+    pub prior: PriorSpec,
 }
 
 impl Default for ModelConfig {
@@ -148,6 +153,7 @@ impl Default for ModelConfig {
             conv: ConvConfig::default(),
             encoder: EncoderConfig::default(),
             decoder: DecoderConfig::default(),
+            prior: PriorSpec::StandardNormal,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`FlowVae`]: MLP (optionally gated) encoder whose heads are sized by the flow stack's
 //!   amortized-parameter and context widths, the flow, and a decoder with a Bernoulli or
 //!   Gaussian likelihood.
+//! - [`Prior`]: `p(z)`, the standard normal, a learned mixture, the VampPrior or a flow.
 //! - [`bound_terms`]: the ELBO (with `log p(z_K)`, not `p(z₀)`) with β warm-up, and the
 //!   K-sample importance-weighted bound.
 //! - [`log_likelihood`]: the importance-sampled test log-likelihood (S = 5000 in papers), encoder once
@@ -26,6 +27,7 @@ mod error;
 mod model;
 mod nll;
 mod objective;
+mod prior;
 
 pub use config::{
     Activation, Architecture, ConvConfig, DecoderConfig, EncoderConfig, Likelihood, ModelConfig,
@@ -36,3 +38,4 @@ pub use error::{Result, VaeError};
 pub use model::{FlowVae, SampleTerms};
 pub use nll::{log_likelihood, log_likelihood_replicated, LogSumExp};
 pub use objective::{bound_terms, warmup_beta, Bound, BoundTerms};
+pub use prior::{Prior, PriorSpec, MAX_COMPONENTS};

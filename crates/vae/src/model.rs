@@ -2,8 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use flowvae_flows::{
-    build_stack, standard_normal_log_prob, Composed, Conditioning, Flow, FlowSpec, ParamStore,
-    StackOptions,
+    build_stack, Composed, Conditioning, Flow, FlowSpec, ParamStore, StackOptions,
 };
 
 use crate::config::{Architecture, ModelConfig};
@@ -11,6 +10,8 @@ use crate::conv::ConvEncoder;
 use crate::decoder::Decoder;
 use crate::encoder::{Encoder, EncoderBody, EncoderOutput};
 use crate::error::{Result, VaeError};
+use crate::prior::Prior;
+use flowvae_nn::SeededRng;
 
 /// Per-sample terms of one posterior draw, each `(N,)` for `N` rows of `(x, ε)`.
 #[derive(Debug, Clone)]
@@ -47,7 +48,10 @@ pub struct FlowVae {
     pub flow: Composed,
     /// `z_K → p(x|z_K)`.
     pub decoder: Decoder,
+    /// `p(z)`.
+    pub prior: Prior,
     latent: usize,
+    dtype: DType,
     input_dim: usize,
 }
 
@@ -115,11 +119,14 @@ impl FlowVae {
                 )
             }
         };
+        let prior = Prior::new(&config.prior, store, &vb, (config.latent, input_dim), seed)?;
         Ok(Self {
             encoder,
             flow: stack,
             decoder,
+            prior,
             latent: config.latent,
+            dtype,
             input_dim,
         })
     }
@@ -161,7 +168,7 @@ impl FlowVae {
     /// All terms for `x` `(N, D_x)` with its encoder output and noise `ε` `(N, z)`.
     pub fn terms(&self, x: &Tensor, enc: &EncoderOutput, eps: &Tensor) -> Result<SampleTerms> {
         let (z, log_qz) = self.posterior_sample(enc, eps)?;
-        let log_pz = standard_normal_log_prob(&z)?;
+        let log_pz = self.prior.log_prob(&z, &self.encoder)?;
         let log_px_z = self.decoder.log_prob(x, &z)?;
         Ok(SampleTerms {
             log_px_z,
@@ -169,6 +176,12 @@ impl FlowVae {
             log_qz,
             z,
         })
+    }
+
+    /// `n` draws from the prior, `(n, z)`.
+    pub fn sample_prior(&self, n: usize, rng: &mut SeededRng, device: &Device) -> Result<Tensor> {
+        let shape = (n, self.latent, self.dtype);
+        self.prior.sample(shape, rng, &self.encoder, device)
     }
 
     /// Reconstructions: decoder means at the posterior mean path (ε = 0), `(B, D_x)`.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::Dataset;
 use flowvae_flows::ParamStore;
-use flowvae_nn::{seeded, standard_normal};
+use flowvae_nn::seeded;
 use flowvae_vae::{log_likelihood, FlowVae};
 
 use crate::error::{Result, RunnerError};
@@ -22,6 +22,7 @@ use flowvae_train::read_metrics;
 use flowvae_train::Progress;
 use flowvae_train::RunDir;
 use flowvae_train::{build_model, evaluate_elbo};
+use flowvae_vae::PriorSpec;
 
 /// Mean test NLL `−log p(x)` in nats with `S` importance samples per image.
 pub fn test_nll(
@@ -118,8 +119,17 @@ pub fn run_vae(
 }
 
 /// `planar(k=8) + affine_coupling(k=4)`, or `none` for a plain VAE.
+/// The posterior's label, with the prior when it is not the standard normal, e.g.
+/// `planar(k=16); prior: mixture(10)`.
 pub fn flow_label(exp: &ExperimentVae) -> String {
-    crate::report::labels::posterior_label(&exp.flow)
+    use crate::report::labels::{posterior_label, stack_label};
+    let posterior = posterior_label(&exp.flow);
+    match &exp.model.prior {
+        PriorSpec::StandardNormal => posterior,
+        PriorSpec::Mixture { components } => format!("{posterior}; prior: mixture({components})"),
+        PriorSpec::Vamp { pseudo_inputs } => format!("{posterior}; prior: vamp({pseudo_inputs})"),
+        PriorSpec::Flow(stack) => format!("{posterior}; prior: flow {}", stack_label(stack)),
+    }
 }
 
 fn to_images(t: &Tensor) -> Result<Vec<Vec<f32>>> {
@@ -186,12 +196,8 @@ fn scale_for(width: usize) -> usize {
 
 /// Decoder means of `n` draws from the prior, `(n, D_x)`.
 pub fn sample_prior(model: &FlowVae, n: usize, seed: u64, device: &Device) -> Result<Tensor> {
-    let z = standard_normal(
-        &mut seeded(seed, flowvae_nn::Stream::PriorSamples),
-        (n, model.latent()),
-        DType::F32,
-        device,
-    )?;
+    let mut rng = seeded(seed, flowvae_nn::Stream::PriorSamples);
+    let z = model.sample_prior(n, &mut rng, device)?;
     Ok(model.decoder.mean(&z)?)
 }
 
