@@ -93,7 +93,7 @@ pub(super) fn finish(
     let summary = DensitySummary {
         experiment: exp.name.clone(),
         density,
-        flow: job.model.dist.flow().name(),
+        flow: crate::report::labels::stack_label(&exp.flow),
         parameters: job.model.store.num_scalars(),
         seed: exp.seed,
         epochs,
