@@ -1,6 +1,6 @@
 //! Switches for the fused CPU kernels (planar stack, Sylvester core, Björck iteration, dense
-//! layer, BCE with logits, in-place Adam, column split of amortized parameters), and the row
-//! helpers the per-row kernels share.
+//! layer, BCE with logits, in-place Adam, column split of amortized parameters,
+//! rational-quadratic spline), and the row helpers the per-row kernels share.
 //!
 //! All are on by default; [`crate::runtime::Runtime::unfused`] turns some off for A/B
 //! measurements and debugging.

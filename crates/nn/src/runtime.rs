@@ -29,11 +29,13 @@ pub enum FusedOp {
     Adam,
     /// The column split of amortized parameters.
     Split,
+    /// The monotone rational-quadratic spline of the `rq_*` flows, forward and inverse.
+    Spline,
 }
 
 impl FusedOp {
     /// Every kernel, in the order of their names.
-    pub const ALL: [FusedOp; 7] = [
+    pub const ALL: [FusedOp; 8] = [
         FusedOp::Planar,
         FusedOp::Sylvester,
         FusedOp::Bjorck,
@@ -41,6 +43,7 @@ impl FusedOp {
         FusedOp::Bce,
         FusedOp::Adam,
         FusedOp::Split,
+        FusedOp::Spline,
     ];
 
     /// The kernel's name (`planar`, `sylvester`, …).
@@ -53,6 +56,7 @@ impl FusedOp {
             FusedOp::Bce => "bce",
             FusedOp::Adam => "adam",
             FusedOp::Split => "split",
+            FusedOp::Spline => "spline",
         }
     }
 
@@ -155,7 +159,9 @@ mod tests {
         );
         let err = FusedOp::parse_list("planar,plannar").unwrap_err();
         assert!(
-            err.contains("`plannar`") && err.contains("sylvester, bjorck"),
+            err.contains("`plannar`")
+                && err.contains("sylvester, bjorck")
+                && err.contains("split, spline"),
             "{err}"
         );
     }

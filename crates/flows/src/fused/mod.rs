@@ -4,7 +4,12 @@
 
 pub(crate) mod bjorck;
 pub(crate) mod planar;
+pub(crate) mod spline;
+mod spline_bin;
+mod spline_grad;
 pub(crate) mod sylvester;
 
+#[cfg(test)]
+mod spline_tests;
 #[cfg(test)]
 mod tests;

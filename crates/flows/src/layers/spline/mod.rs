@@ -11,6 +11,7 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::error::{FlowError, Result};
+use crate::fused::spline::{self as fused, Direction};
 use flowvae_nn::softplus;
 
 pub(crate) mod layers;
@@ -125,8 +126,18 @@ impl RqSpline {
     }
 
     /// Sampling direction, element-wise: `x` `(N, D)` and unconstrained parameters
-    /// `(R, D, 3K−1)` (`R` = 1 or `N`) → `(y (N, D), log y'(x) (N, D))`.
+    /// `(R, D, 3K−1)` (`R` = 1 or `N`) → `(y (N, D), log y'(x) (N, D))`. On the CPU in f32/f64
+    /// this is one fused op ([`crate::fused::spline`]); the composition below is the reference
+    /// and the path elsewhere.
     pub fn forward(&self, x: &Tensor, raw: &Tensor) -> Result<(Tensor, Tensor)> {
+        if fused::applicable(self, x, raw) {
+            return Ok(fused::rq_spline(self, x, raw, Direction::Forward)?);
+        }
+        self.composed_forward(x, raw)
+    }
+
+    /// [`RqSpline::forward`] as a composition of candle ops, on any device.
+    pub(crate) fn composed_forward(&self, x: &Tensor, raw: &Tensor) -> Result<(Tensor, Tensor)> {
         let knots = self.knots(raw)?;
         let (inside, v) = self.inside(x)?;
         let bin = self.bin_of(&v, &knots.xs, &knots)?;
@@ -145,6 +156,14 @@ impl RqSpline {
     /// Density direction, closed form (the root of a quadratic in each bin): `y` `(N, D)` →
     /// `(x (N, D), log x'(y) (N, D))`, with the same parameters as [`RqSpline::forward`].
     pub fn inverse(&self, y: &Tensor, raw: &Tensor) -> Result<(Tensor, Tensor)> {
+        if fused::applicable(self, y, raw) {
+            return Ok(fused::rq_spline(self, y, raw, Direction::Inverse)?);
+        }
+        self.composed_inverse(y, raw)
+    }
+
+    /// [`RqSpline::inverse`] as a composition of candle ops, on any device.
+    pub(crate) fn composed_inverse(&self, y: &Tensor, raw: &Tensor) -> Result<(Tensor, Tensor)> {
         let knots = self.knots(raw)?;
         let (inside, v) = self.inside(y)?;
         let bin = self.bin_of(&v, &knots.ys, &knots)?;
