@@ -90,10 +90,20 @@ pub(crate) fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
     refuse_existing(output, args.force, "")?;
     let (source, run) = (args.rows.source(), &args.run);
     let device = device()?;
+    let context = args.rows.context.as_deref();
     let rows = if args.inverse {
-        flowvae_runner::density_transform(run, source, output, true, &device)
+        flowvae_runner::density_transform(run, (source, context), output, true, &device)
             .with_context(|| format!("inverse transform with {} failed", run.display()))?
+    } else if flowvae_runner::is_density_run(run) {
+        flowvae_runner::density_transform(run, (source, context), output, false, &device)
+            .with_context(|| format!("transform with {} failed", run.display()))?
     } else {
+        if context.is_some() {
+            anyhow::bail!(
+                "--context: {} is a Flow-VAE run; a condition is for conditional density runs",
+                run.display()
+            );
+        }
         flowvae_runner::transform(run, source, output, args.sample, args.seed, &device)
             .with_context(|| format!("transform with {} failed", run.display()))?
     };
@@ -125,6 +135,10 @@ pub(crate) struct Rows {
     /// Output CSV (refused if it exists, unless --force).
     #[arg(long)]
     output: PathBuf,
+    /// Conditional density runs: the condition of every row, a class (`3`) or the condition
+    /// columns' values (`0.5,1.2`); a split's rows default to their own.
+    #[arg(long)]
+    context: Option<String>,
 }
 
 impl Rows {
@@ -140,8 +154,10 @@ pub(crate) fn logprob(args: LogprobArgs) -> anyhow::Result<ExitCode> {
     let output = &args.rows.output;
     refuse_existing(output, args.force, "")?;
     let device = device()?;
-    let rows = flowvae_runner::density_logprob(&args.run, args.rows.source(), output, &device)
-        .with_context(|| format!("logprob with {} failed", args.run.display()))?;
+    let context = args.rows.context.as_deref();
+    let rows =
+        flowvae_runner::density_logprob(&args.run, args.rows.source(), context, output, &device)
+            .with_context(|| format!("logprob with {} failed", args.run.display()))?;
     println!("{rows} rows written to {}", output.display());
     Ok(ExitCode::SUCCESS)
 }

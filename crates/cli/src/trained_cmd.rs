@@ -39,6 +39,10 @@ pub(crate) struct SampleArgs {
     /// Density runs: scale of the base's spread (T < 1 for typical samples), > 0.
     #[arg(long, default_value_t = 1.0)]
     temperature: f64,
+    /// Conditional density runs: the condition of every sample, a class (`3`) or the
+    /// condition columns' values (`0.5,1.2`).
+    #[arg(long)]
+    context: Option<String>,
     /// Replace the output file if it exists.
     #[arg(long)]
     force: bool,
@@ -112,6 +116,7 @@ pub(crate) fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
         seed,
         out,
         temperature,
+        context,
         force,
     } = args;
     let n = n as usize;
@@ -131,7 +136,8 @@ pub(crate) fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let device = device()?;
-    flowvae_runner::sample_run(&run, (n, temperature, seed), &out, &device)
+    let draws = (n, temperature, seed);
+    flowvae_runner::sample_run(&run, draws, context.as_deref(), &out, &device)
         .with_context(|| format!("sampling from {} failed", run.display()))?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)

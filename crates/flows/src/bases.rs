@@ -150,7 +150,7 @@ impl Base {
 }
 
 /// `Σ_d log N(z_d; μ_d, σ_d²)` over the last dimension.
-fn diagonal_log_prob(z: &Tensor, mean: &Tensor, log_std: &Tensor) -> Result<Tensor> {
+pub(crate) fn diagonal_log_prob(z: &Tensor, mean: &Tensor, log_std: &Tensor) -> Result<Tensor> {
     let d = z.dim(D::Minus1)? as f64;
     let standardized = z
         .broadcast_sub(mean)?
@@ -175,23 +175,23 @@ fn draw_components(
     device: &Device,
 ) -> Result<Tensor> {
     let logits: Vec<f64> = logits.flatten_all()?.to_dtype(DType::F64)?.to_vec1()?;
+    let chosen: Vec<u32> = (0..n).map(|_| draw_index(&logits, rng)).collect();
+    Ok(Tensor::from_vec(chosen, n, device)?)
+}
+
+/// One index drawn from `softmax(logits)` (`logits` non-empty).
+pub(crate) fn draw_index(logits: &[f64], rng: &mut SeededRng) -> u32 {
     let top = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let weights: Vec<f64> = logits.iter().map(|l| (l - top).exp()).collect();
-    let total: f64 = weights.iter().sum();
-    let chosen: Vec<u32> = (0..n)
-        .map(|_| {
-            let mut u = rng.random::<f64>() * total;
-            let last = weights.len() - 1;
-            weights
-                .iter()
-                .position(|&w| {
-                    u -= w;
-                    u < 0.0
-                })
-                .unwrap_or(last) as u32
+    let mut u = rng.random::<f64>() * weights.iter().sum::<f64>();
+    let last = weights.len() - 1;
+    weights
+        .iter()
+        .position(|&w| {
+            u -= w;
+            u < 0.0
         })
-        .collect();
-    Ok(Tensor::from_vec(chosen, n, device)?)
+        .unwrap_or(last) as u32
 }
 
 #[cfg(test)]

@@ -3,33 +3,46 @@
 use candle_core::Tensor;
 
 use crate::bases::Base;
+use crate::conditional_base::ConditionalBase;
 use crate::error::Result;
 use crate::flow::{Conditioning, Flow};
 use flowvae_nn::SeededRng;
 
 /// `p(x) = p₀(f⁻¹(x)) |det ∂f⁻¹/∂x|` for a flow `f` in the sampling direction and a base
-/// density `p₀` (`N(0, I)` unless given).
+/// density `p₀` (`N(0, I)` unless given). A conditional density `p(x | c)` reads the context
+/// `c` from [`Conditioning::context`] in its layers and, when the base is conditional, in the
+/// base.
 #[derive(Debug)]
 pub struct FlowDistribution {
     flow: Box<dyn Flow>,
-    base: Base,
+    base: ConditionalBase,
 }
 
 impl FlowDistribution {
     /// Wraps a flow whose `forward` maps standard-normal samples to data.
     pub fn new(flow: Box<dyn Flow>) -> Self {
-        let base = Base::Standard(flow.dim());
+        let base = ConditionalBase::unconditional(Base::Standard(flow.dim()));
         Self { flow, base }
     }
 
     /// Wraps a flow whose `forward` maps samples of `base` to data.
     pub fn with_base(flow: Box<dyn Flow>, base: Base) -> Self {
+        Self::with_conditional_base(flow, ConditionalBase::unconditional(base))
+    }
+
+    /// Wraps a flow whose `forward` maps samples of a base conditioned on the context to data.
+    pub fn with_conditional_base(flow: Box<dyn Flow>, base: ConditionalBase) -> Self {
         Self { flow, base }
     }
 
-    /// The base density.
+    /// The base density (its unconditional part).
     pub fn base(&self) -> &Base {
-        &self.base
+        self.base.base()
+    }
+
+    /// Width of the context the flow or the base reads (0: an unconditional density).
+    pub fn context_dim(&self) -> usize {
+        self.flow.context_dim().max(self.base.context_dim())
     }
 
     /// The flow.
@@ -52,7 +65,7 @@ impl FlowDistribution {
     /// ```
     pub fn log_prob(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<Tensor> {
         let (z, log_det) = self.flow.inverse(x, cond)?;
-        Ok((self.base.log_prob(&z)? + log_det)?)
+        Ok((self.base.log_prob(&z, cond.context)? + log_det)?)
     }
 
     /// Pushes base draws `eps` `(B, D)` (samples of the base) forward:
@@ -63,7 +76,7 @@ impl FlowDistribution {
         cond: Conditioning<'_>,
     ) -> Result<(Tensor, Tensor)> {
         let (x, log_det) = self.flow.forward(eps, cond)?;
-        Ok((x, (self.base.log_prob(eps)? - log_det)?))
+        Ok((x, (self.base.log_prob(eps, cond.context)? - log_det)?))
     }
 
     /// Draws `n` samples with their log-density, noise from the seeded `rng`.
@@ -89,7 +102,9 @@ impl FlowDistribution {
         device: &candle_core::Device,
         cond: Conditioning<'_>,
     ) -> Result<(Tensor, Tensor)> {
-        let eps = self.base.sample(n, temperature, rng, dtype, device)?;
+        let eps = self
+            .base
+            .sample(n, temperature, rng, (dtype, device), cond.context)?;
         self.transform_noise(&eps, cond)
     }
 }

@@ -32,6 +32,7 @@ mod base;
 mod bases;
 mod check;
 mod composed;
+mod conditional_base;
 mod distribution;
 mod error;
 mod flow;
@@ -46,6 +47,7 @@ pub use check::{
     brute_force_log_det, check_composed, check_flow, log_abs_det, perturb_parameters, CheckReport,
 };
 pub use composed::{Composed, Inverted};
+pub use conditional_base::ConditionalBase;
 pub use distribution::FlowDistribution;
 pub use error::{FlowError, Result};
 pub use flow::{expand_rows, Conditioning, Flow};

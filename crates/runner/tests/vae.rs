@@ -110,7 +110,7 @@ fn a_two_epoch_run_lowers_the_elbo_and_repeats_exactly() {
     );
     assert_eq!(text.lines().count(), 201);
     let png = dir.path().join("grid.png");
-    sample_run(&a, (9, 1.0, 1), &png, &Device::Cpu).unwrap();
+    sample_run(&a, (9, 1.0, 1), None, &png, &Device::Cpu).unwrap();
     assert!(std::fs::metadata(&png).unwrap().len() > 100);
 }
 

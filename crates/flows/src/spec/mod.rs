@@ -243,6 +243,17 @@ impl FlowSpec {
         }
     }
 
+    /// The width of the context this entry's layers read, for the kinds whose networks can
+    /// read one (couplings, MAF/IAF and their spline forms); `None` for the others.
+    pub fn context_mut(&mut self) -> Option<&mut usize> {
+        match self {
+            Self::AffineCoupling(s) | Self::Maf(s) | Self::Iaf(s) => Some(&mut s.context),
+            Self::AdditiveCoupling(s) => Some(&mut s.context),
+            Self::RqCoupling(s) | Self::RqMaf(s) | Self::RqIaf(s) => Some(&mut s.context),
+            _ => None,
+        }
+    }
+
     /// Checks values serde cannot: counts ≥ 1, positive widths and bounds. `field` is the
     /// entry's path for messages, e.g. `flow[2]`.
     pub fn validate(&self, field: &str, dim: usize) -> Result<()> {

@@ -42,6 +42,19 @@ pub struct DensitySection {
     pub preprocess: Option<Preprocess>,
 }
 
+/// `data.condition`: what a conditional density `p(x | c)` is conditioned on. The context
+/// reaches every layer that can read one (couplings, MAF, the spline flows) and, for a
+/// `diagonal` or `mixture` base, the base's parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    /// The class labels of an image set (digits, MNIST, Fashion-MNIST), one-hot.
+    Labels,
+    /// Columns of the CSV, by header name: left out of the modelled rows, standardized with
+    /// the training split's statistics.
+    Columns(Vec<String>),
+}
+
 /// The `data:` section of a density experiment: no binarization (the grey levels are the
 /// data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +69,13 @@ pub struct DensityData {
     /// Fixed random sub-samples of the splits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subset: Option<SubsetSizes>,
+    /// A conditional density: `labels` or `columns: [names]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Condition>,
+    /// Classes left out of training and validation (the test keeps them): the anomaly set.
+    /// The summary then gives the AUROC of the test log-likelihood separating them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_classes: Vec<u8>,
 }
 
 fn default_eval_batch() -> NonZeroUsize {
@@ -113,6 +133,7 @@ pub(super) fn validate(path: &Path, text: &str, exp: &ExperimentDensity) -> Resu
     if let BaseSpec::Mixture { components: 0 } = exp.density.base {
         return Err(error("components", "must be at least 1".into()));
     }
+    validate_condition(&exp.data).map_or(Ok(()), |(field, m)| Err(error(field, m)))?;
     match exp.preprocess() {
         Preprocess::Logit { lambda } if !(lambda > 0.0 && lambda < 0.5) => Err(error(
             "lambda",
@@ -124,4 +145,33 @@ pub(super) fn validate(path: &Path, text: &str, exp: &ExperimentDensity) -> Resu
         )),
         _ => Ok(()),
     }
+}
+
+/// The condition and the excluded classes against the source: labels and classes need an
+/// image set, columns a CSV. Returns the offending field and why.
+fn validate_condition(data: &DensityData) -> Option<(&'static str, String)> {
+    let tabular = data.source.is_tabular();
+    let csv = matches!(data.source, DataSource::Csv(_));
+    match &data.condition {
+        Some(Condition::Labels) if tabular => {
+            return Some((
+                "condition",
+                "`labels` conditions on an image set's classes; a CSV names `columns: [..]`".into(),
+            ))
+        }
+        Some(Condition::Columns(_)) if !csv => {
+            return Some((
+                "condition",
+                "`columns` names columns of a CSV source; an image set takes `labels`".into(),
+            ))
+        }
+        Some(Condition::Columns(names)) if names.is_empty() => {
+            return Some(("columns", "name at least one column".into()))
+        }
+        _ => {}
+    }
+    (tabular && !data.exclude_classes.is_empty()).then(|| {
+        let message = "classes are labels of an image set; this source is a table".into();
+        ("exclude_classes", message)
+    })
 }

@@ -272,16 +272,27 @@ pub fn eval_run(dir: &Path, samples: Option<usize>, device: &Device) -> Result<(
 
 /// `flowvae sample`: a PNG grid of `n` decoder means from the prior.
 ///
-/// A density run is sampled at `temperature` into a PNG grid or a CSV (by `out`'s
-/// extension); a Flow-VAE's prior takes no temperature.
+/// A density run is sampled at `temperature` (given `context` when conditional) into a PNG
+/// grid or a CSV (by `out`'s extension); a Flow-VAE's prior takes neither.
 pub fn sample_run(
     dir: &Path,
     (n, temperature, seed): (usize, f64, u64),
+    context: Option<&str>,
     out: &Path,
     device: &Device,
 ) -> Result<()> {
     if crate::tools::density::is_density_run(dir) {
-        return crate::tools::density::sample_to_file(dir, n, temperature, seed, out, device);
+        let draws = (n, temperature, seed);
+        return crate::tools::density::sample_to_file(dir, draws, context, out, device);
+    }
+    if context.is_some() {
+        return Err(RunnerError::Config {
+            file: "--context".into(),
+            location: None,
+            message: "a Flow-VAE's prior takes no condition; --context is for conditional \
+                      density runs"
+                .into(),
+        });
     }
     if temperature != 1.0 {
         return Err(RunnerError::Config {

@@ -47,14 +47,10 @@ pub fn run_experiment(path: &Path, options: &RunOptions, device: &Device) -> Res
         }
         Experiment::TwoD(exp) => two_d::check_size(exp, device)?,
         Experiment::Density(exp) => {
-            let data = &exp.data;
-            let splits = flowvae_data::load_unbinarized(
-                &data.source,
-                data.split_seed,
-                data.subset.as_ref(),
-            )?;
+            let data = density::condition::load(&exp.data)?;
+            let width = data.contexts.as_ref().map_or(0, |c| c.fitted.width());
             let store = flowvae_nn::ParamStore::new(exp.seed);
-            density::DensityModel::build(exp, splits.train.dim, store, device)?;
+            density::DensityModel::build(exp, (data.splits.train.dim, width), store, device)?;
         }
     }
     let run = RunDir::create(

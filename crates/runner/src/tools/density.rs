@@ -6,48 +6,111 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::split_by_name;
-use flowvae_flows::{Conditioning, Stream};
+use flowvae_flows::Stream;
 use flowvae_nn::seeded;
 
 use super::transform::{header, read_csv, write_rows, Input};
 use crate::error::{Result, RunnerError};
 use crate::run::density::preprocess::Prepared;
+use crate::run::density::{condition, conditioned};
 use crate::run::density::{load_trained, TrainedDensity};
 
 /// The rows of `input` as `(n, D)`: a CSV of the trained width (grey levels in `[0, 1]` for
-/// images) or a split of the run's own data.
-fn rows(trained: &TrainedDensity, input: Input<'_>, device: &Device) -> Result<Tensor> {
-    let data = &trained.experiment.data;
+/// images) or a split of the run's own data; with the contexts `(n, C)` of a conditional run:
+/// `--context` for every row, or else a split's own.
+fn rows(
+    trained: &TrainedDensity,
+    input: Input<'_>,
+    context: Option<&str>,
+    device: &Device,
+) -> Result<(Tensor, Option<Tensor>)> {
     let dim = trained.model.dist.flow().dim();
-    let (values, n) = match input {
+    let (values, n, own) = match input {
         Input::Csv(path) => {
             let range = trained.prepared.levels().map(|_| (0.0, 1.0));
             let values = read_csv(path, dim, range)?;
             let n = values.len() / dim;
-            (values, n)
+            (values, n, None)
         }
         Input::Split(name) => {
-            let splits = flowvae_data::load_unbinarized(
-                &data.source,
-                data.split_seed,
-                data.subset.as_ref(),
-            )?;
-            let split = split_by_name(splits, name)?;
-            (split.images, split.n)
+            let data = condition::load(&trained.experiment.data)?;
+            let split = split_by_name(data.splits, name)?;
+            let all: Vec<usize> = (0..split.n).collect();
+            let own = data
+                .contexts
+                .map(|c| c.rows(name, &all, device))
+                .transpose()?;
+            (split.images, split.n, own)
         }
     };
-    Ok(Tensor::from_vec(values, (n, dim), device)?)
+    let x = Tensor::from_vec(values, (n, dim), device)?;
+    let context = match context {
+        Some(text) => Some(repeated_context(trained, text, n, device)?),
+        None if trained.condition.is_some() && own.is_none() => {
+            return Err(context_error(
+                "this run is a conditional density: give the condition of the rows with \
+                 --context (a class, or the condition columns' values)",
+            ))
+        }
+        None => own,
+    };
+    Ok((x, context))
+}
+
+fn context_error(message: &str) -> RunnerError {
+    RunnerError::Config {
+        file: "--context".into(),
+        location: None,
+        message: message.into(),
+    }
+}
+
+/// `n` rows of the `--context` value: required by a conditional run, refused otherwise.
+fn given_context(
+    trained: &TrainedDensity,
+    context: Option<&str>,
+    n: usize,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    match context {
+        Some(text) => Ok(Some(repeated_context(trained, text, n, device)?)),
+        None if trained.condition.is_some() => Err(context_error(
+            "this run is a conditional density: give --context",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The `--context` value as `n` identical context rows `(n, C)`.
+fn repeated_context(
+    trained: &TrainedDensity,
+    text: &str,
+    n: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let Some(fitted) = &trained.condition else {
+        return Err(context_error(
+            "this run is not conditional (its experiment has no `data.condition`)",
+        ));
+    };
+    let row = fitted.parse(text)?;
+    let width = row.len();
+    Ok(Tensor::from_vec(row, (1, width), device)?.repeat((n, 1))?)
 }
 
 /// Per-row log-likelihood as the summary reports it (logit space for images, data units for
-/// tables) and the base-space point, for data rows `x`. Images are dequantized at the middle
-/// of each grey level, so that scores are deterministic.
-fn score(trained: &TrainedDensity, x: &Tensor) -> Result<(Tensor, Tensor)> {
+/// tables) and the base-space point, for data rows `x` and their contexts. Images are
+/// dequantized at the middle of each grey level, so that scores are deterministic.
+fn score(
+    trained: &TrainedDensity,
+    x: &Tensor,
+    context: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
     let (z, prep_log_det) = trained.prepared.to_flow(x, None)?;
     let flow = trained.model.dist.flow();
     flow.set_training(false);
-    let (base_point, _) = flow.inverse(&z, Conditioning::none())?;
-    let ll = trained.model.log_prob(&z)?;
+    let (base_point, _) = flow.inverse(&z, conditioned(context))?;
+    let ll = trained.model.log_prob(&z, context)?;
     let ll = match trained.prepared {
         Prepared::Logit { .. } => ll,
         _ => (ll + prep_log_det)?,
@@ -55,11 +118,18 @@ fn score(trained: &TrainedDensity, x: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((ll, base_point))
 }
 
-/// `flowvae logprob <run> --input F --output scores.csv`: one log-likelihood per row.
-pub fn logprob(run: &Path, input: Input<'_>, out: &Path, device: &Device) -> Result<usize> {
+/// `flowvae logprob <run> --input F [--context C] --output scores.csv`: one log-likelihood
+/// per row.
+pub fn logprob(
+    run: &Path,
+    input: Input<'_>,
+    context: Option<&str>,
+    out: &Path,
+    device: &Device,
+) -> Result<usize> {
     let trained = load_trained(run, device)?;
-    let x = rows(&trained, input, device)?;
-    let (ll, _) = score(&trained, &x)?;
+    let (x, context) = rows(&trained, input, context, device)?;
+    let (ll, _) = score(&trained, &x, context.as_ref())?;
     let ll: Vec<Vec<f32>> = ll.unsqueeze(1)?.to_vec2()?;
     write_rows(out, &["log_likelihood".to_string()], &[ll])
 }
@@ -68,7 +138,7 @@ pub fn logprob(run: &Path, input: Input<'_>, out: &Path, device: &Device) -> Res
 /// features) with their log-likelihood, or with `inverse` base-space rows back to data.
 pub fn transform(
     run: &Path,
-    input: Input<'_>,
+    (input, context): (Input<'_>, Option<&str>),
     out: &Path,
     inverse: bool,
     device: &Device,
@@ -84,27 +154,29 @@ pub fn transform(
             });
         };
         let values = read_csv(path, dim, None)?;
-        let z = Tensor::from_vec(values.clone(), (values.len() / dim, dim), device)?;
+        let n = values.len() / dim;
+        let z = Tensor::from_vec(values, (n, dim), device)?;
+        let context = given_context(&trained, context, n, device)?;
         let flow = trained.model.dist.flow();
         flow.set_training(false);
-        let (y, _) = flow.forward(&z, Conditioning::none())?;
+        let (y, _) = flow.forward(&z, conditioned(context.as_ref()))?;
         let x: Vec<Vec<f32>> = trained.prepared.to_data(&y)?.to_vec2()?;
         return write_rows(out, &header("x", dim), &[x]);
     }
-    let x = rows(&trained, input, device)?;
-    let (ll, z) = score(&trained, &x)?;
+    let (x, context) = rows(&trained, input, context, device)?;
+    let (ll, z) = score(&trained, &x, context.as_ref())?;
     let mut columns = header("z", dim);
     columns.push("log_likelihood".into());
     let ll: Vec<Vec<f32>> = ll.unsqueeze(1)?.to_vec2()?;
     write_rows(out, &columns, &[z.to_vec2()?, ll])
 }
 
-/// `flowvae sample <run> -n N --temperature T`: rows drawn from the model, in data space.
+/// `flowvae sample <run> -n N --temperature T [--context C]`: rows drawn from the model (given
+/// the condition `C` for a conditional one), in data space.
 pub fn sample(
     run: &Path,
-    n: usize,
-    temperature: f64,
-    seed: u64,
+    (n, temperature, seed): (usize, f64, u64),
+    context: Option<&str>,
     device: &Device,
 ) -> Result<(Tensor, TrainedDensity)> {
     if !(temperature > 0.0 && temperature.is_finite()) {
@@ -115,6 +187,7 @@ pub fn sample(
         });
     }
     let trained = load_trained(run, device)?;
+    let context = given_context(&trained, context, n, device)?;
     let mut rng = seeded(seed, Stream::PriorSamples);
     let dist = &trained.model.dist;
     dist.flow().set_training(false);
@@ -124,7 +197,7 @@ pub fn sample(
         &mut rng,
         DType::F32,
         device,
-        Conditioning::none(),
+        conditioned(context.as_ref()),
     )?;
     let x = trained.prepared.to_data(&y)?;
     Ok((x, trained))
@@ -140,13 +213,12 @@ pub fn is_density_run(run: &Path) -> bool {
 /// image grid (`.png`, image runs) or rows of numbers (`.csv`).
 pub fn sample_to_file(
     run: &Path,
-    n: usize,
-    temperature: f64,
-    seed: u64,
+    (n, temperature, seed): (usize, f64, u64),
+    context: Option<&str>,
     out: &Path,
     device: &Device,
 ) -> Result<()> {
-    let (x, trained) = sample(run, n, temperature, seed, device)?;
+    let (x, trained) = sample(run, (n, temperature, seed), context, device)?;
     let png = out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));

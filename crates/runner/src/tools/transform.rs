@@ -114,7 +114,9 @@ pub fn transform(
 ) -> Result<usize> {
     let config = run.join("config.yaml");
     match Experiment::load(&config)? {
-        Experiment::Density(_) => crate::tools::density::transform(run, input, out, false, device),
+        Experiment::Density(_) => {
+            crate::tools::density::transform(run, (input, None), out, false, device)
+        }
         Experiment::Vae(_) => {
             let loaded = load_run(run, device)?;
             let dim = loaded.model.input_dim();

@@ -18,6 +18,9 @@ pub struct Record {
     pub dim: usize,
     /// The preprocessing fitted on the training split.
     pub preprocess: Prepared,
+    /// The condition of a conditional density, fitted on the training split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<super::condition::FittedCondition>,
 }
 
 /// A fitted preprocessing.

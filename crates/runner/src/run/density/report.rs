@@ -12,6 +12,7 @@ use flowvae_train::read_metrics;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::condition::FittedCondition;
 use super::preprocess::{Prepared, Record};
 use super::{log_likelihoods, mean, DensityModel, Job};
 use crate::error::{Result, RunnerError};
@@ -35,6 +36,10 @@ pub struct DensityTest {
     pub log_likelihood_pixels: Option<f64>,
     /// Test examples.
     pub examples: usize,
+    /// With `data.exclude_classes`: the AUROC of `−log p(x)` telling the test rows of the
+    /// left-out classes from the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_auroc: Option<f64>,
 }
 
 /// `summary.json` of a density run.
@@ -75,7 +80,7 @@ pub(super) fn finish(
     plots(job)?;
     let (exp, splits) = (job.exp, job.splits);
     let described = |v: String| Value::String(v);
-    let density = BTreeMap::from([
+    let mut density = BTreeMap::from([
         ("dim".to_string(), Value::from(splits.train.dim)),
         (
             "base".into(),
@@ -90,6 +95,13 @@ pub(super) fn finish(
         ("train_rows".into(), Value::from(splits.train.n)),
         ("val_rows".into(), Value::from(splits.val.n)),
     ]);
+    if let Some(c) = job.contexts {
+        density.insert("condition".into(), described(c.fitted.describe()));
+    }
+    if !exp.data.exclude_classes.is_empty() {
+        let classes = &exp.data.exclude_classes;
+        density.insert("excluded_classes".into(), Value::from(classes.clone()));
+    }
     let summary = DensitySummary {
         experiment: exp.name.clone(),
         density,
@@ -112,7 +124,8 @@ pub(super) fn finish(
 fn test_metrics(job: &Job<'_>) -> Result<DensityTest> {
     let held_out = (job.exp.data.split_seed, Stream::Test);
     let (test, batch) = (&job.splits.test, job.exp.eval_batch.get());
-    let (ll, prep) = log_likelihoods(job.model, job.prepared, test, held_out, batch, job.device)?;
+    let rows = (test, job.contexts.map(|c| (c, "test")));
+    let (ll, prep) = log_likelihoods(job.model, job.prepared, rows, held_out, batch, job.device)?;
     let n = ll.len();
     let data_space: Vec<f64> = ll.iter().zip(&prep).map(|(a, b)| a + b).collect();
     let reported = match job.prepared {
@@ -123,6 +136,12 @@ fn test_metrics(job: &Job<'_>) -> Result<DensityTest> {
     let squares: f64 = reported.iter().map(|v| (v - average).powi(2)).sum();
     let variance = squares / (n.max(2) - 1) as f64;
     let dim = test.dim as f64;
+    let excluded = &job.exp.data.exclude_classes;
+    let anomalous: Vec<bool> = test.labels.iter().map(|l| excluded.contains(l)).collect();
+    let anomaly_auroc = match excluded.is_empty() {
+        true => None,
+        false => super::anomaly::auroc(reported, &anomalous),
+    };
     let pixels = job
         .prepared
         .levels()
@@ -133,6 +152,7 @@ fn test_metrics(job: &Job<'_>) -> Result<DensityTest> {
         bits_per_dim: pixels.map(|ll| -ll / (dim * std::f64::consts::LN_2)),
         log_likelihood_pixels: pixels,
         examples: n,
+        anomaly_auroc,
     })
 }
 
@@ -169,19 +189,27 @@ fn plots(job: &Job<'_>) -> Result<()> {
         "nats per example",
         &series,
     )?;
+    // A conditional model draws a row of 8 per class, or one per test row's context.
+    let (n, context, caption) = match job.contexts {
+        Some(c) => {
+            let (context, what) = c.sample_contexts(device)?;
+            (context.dim(0)?, Some(context), what)
+        }
+        None => (64, None, "64 samples".to_string()),
+    };
     let mut rng = seeded(exp.seed, Stream::PriorSamples);
     let (z, _) = model.dist.sample(
-        64,
+        n,
         &mut rng,
         DType::F32,
         device,
-        flowvae_flows::Conditioning::none(),
+        super::conditioned(context.as_ref()),
     )?;
     let x = prepared.to_data(&z)?;
     let train = &splits.train;
     if prepared.levels().is_some() {
         let images: Vec<Vec<f32>> = x.to_vec2()?;
-        let caption = format!("{}: 64 samples", exp.name);
+        let caption = format!("{}: {caption}", exp.name);
         image_grid(
             &run.file("plots/samples.png")?,
             &images,
@@ -204,6 +232,8 @@ pub struct TrainedDensity {
     pub experiment: ExperimentDensity,
     /// The fitted preprocessing.
     pub prepared: Prepared,
+    /// The fitted condition of a conditional density.
+    pub condition: Option<FittedCondition>,
     /// The model with the kept weights.
     pub model: DensityModel,
 }
@@ -227,10 +257,12 @@ pub fn load_trained(dir: &Path, device: &Device) -> Result<TrainedDensity> {
     })?;
     let weights = dir.join("checkpoints/best.safetensors");
     let store = ParamStore::from_safetensors(&weights, DType::F32, device)?;
-    let model = DensityModel::build(&experiment, record.dim, store, device)?;
+    let width = record.condition.as_ref().map_or(0, |c| c.width());
+    let model = DensityModel::build(&experiment, (record.dim, width), store, device)?;
     Ok(TrainedDensity {
         experiment,
         prepared: record.preprocess,
+        condition: record.condition,
         model,
     })
 }
