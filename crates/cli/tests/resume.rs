@@ -1,19 +1,12 @@
 //! A run killed mid-way (SIGKILL) and resumed ends exactly as an uninterrupted run.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 const EXPERIMENT: &str = "name: resume\nseed: 4\ndata:\n  source: digits\nmodel:\n  latent: 8\n  encoder: {hidden: [128, 128]}\n  decoder: {hidden: [128, 128]}\nflow:\n  - planar: {k: 4}\n  - affine_coupling: {k: 2, hidden: [32]}\nobjective:\n  warmup_epochs: 3\ntrain:\n  epochs: 14\n  batch_size: 20\neval:\n  nll_samples: 30\n  nll_chunk: 15\n  nll_batch: 100\n";
 
 mod common;
 
 use common::flowvae as exe;
-
-fn rows(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().count().saturating_sub(1))
-        .unwrap_or(0)
-}
 
 /// metrics.csv without its wall-time column.
 fn metrics(dir: &Path) -> Vec<String> {
@@ -47,8 +40,7 @@ fn a_killed_and_resumed_run_matches_the_uninterrupted_one() {
     let full = run(dir.path(), &exp, "full");
 
     let killed = dir.path().join("resume/killed");
-    let mut kills = 0;
-    let mut child = exe()
+    let child = exe()
         .args([
             "run",
             exp.to_str().unwrap(),
@@ -60,27 +52,8 @@ fn a_killed_and_resumed_run_matches_the_uninterrupted_one() {
         .spawn()
         .unwrap();
     // Kill at three different points of training, resuming in between.
-    for target in [3, 6, 9] {
-        let started = Instant::now();
-        while rows(&killed.join("metrics.csv")) < target
-            && started.elapsed() < Duration::from_secs(120)
-        {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL: no chance to clean up
-            kills += 1;
-        }
-        child.wait().unwrap();
-        child = exe()
-            .args(["run", "--resume", killed.to_str().unwrap()])
-            .spawn()
-            .unwrap();
-    }
-    assert!(child.wait().unwrap().success());
+    let (succeeded, kills) = common::kill_and_resume(child, &killed, &[3, 6, 9]);
+    assert!(succeeded);
     assert!(
         kills >= 2,
         "the run finished before it could be killed ({kills} kills)"

@@ -37,6 +37,20 @@ pub struct LoopState {
     pub lr_scale: f64,
 }
 
+impl LoopState {
+    /// Before the first epoch: nothing done, no best yet.
+    pub fn start() -> Self {
+        Self {
+            epochs_done: 0,
+            optimizer_steps: 0,
+            best_val: f64::INFINITY,
+            best_epoch: 0,
+            elapsed: 0.0,
+            lr_scale: 1.0,
+        }
+    }
+}
+
 /// A checkpoint read back.
 #[derive(Debug)]
 pub struct Checkpoint {

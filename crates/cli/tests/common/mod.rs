@@ -101,3 +101,43 @@ pub fn finished_run(dir: &Path) -> PathBuf {
     );
     dir.join("t/r")
 }
+
+/// Data rows of a CSV with a header (0 when it does not exist yet).
+pub fn csv_rows(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// Kills `child` (SIGKILL: no chance to clean up) once `run/metrics.csv` holds each of
+/// `targets` rows, resuming the run with `flowvae run --resume` after each kill. Returns
+/// whether the last process succeeded and how many kills landed before the run finished.
+pub fn kill_and_resume(
+    mut child: std::process::Child,
+    run: &Path,
+    targets: &[usize],
+) -> (bool, usize) {
+    use std::time::{Duration, Instant};
+    let mut kills = 0;
+    for &target in targets {
+        let started = Instant::now();
+        while csv_rows(&run.join("metrics.csv")) < target
+            && started.elapsed() < Duration::from_secs(120)
+        {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        child = flowvae()
+            .args(["run", "--resume", run.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+    }
+    (child.wait().unwrap().success(), kills)
+}

@@ -72,7 +72,7 @@ pub fn run_in(experiment: &Experiment, run: &RunDir, device: &Device, resume: bo
             two_d::run_2d(exp, run, device)?;
         }
         Experiment::Density(exp) => {
-            density::run_density(exp, run, device)?;
+            density::run_density(exp, run, device, resume)?;
         }
         Experiment::Vae(exp) if exp.variants.is_empty() => {
             eval::run_vae(exp, &exp.name, run, device, resume)?;
@@ -88,7 +88,7 @@ pub fn resume_run(dir: &Path, device: &Device) -> Result<PathBuf> {
     let experiment = Experiment::load(&dir.join("config.yaml"))?;
     let unresumable = match experiment {
         Experiment::TwoD(_) => Some("2-D runs take minutes and are not checkpointed"),
-        Experiment::Density(_) => Some("density runs do not resume yet"),
+        Experiment::Density(_) => None,
         Experiment::Vae(_) => None,
     };
     if let Some(why) = unresumable {

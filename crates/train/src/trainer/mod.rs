@@ -179,14 +179,7 @@ struct Start {
 fn fresh_start(sections: &VaeSections<'_>, input_dim: usize, device: &Device) -> Result<Start> {
     let store = ParamStore::new(sections.seed);
     let model = build_model(sections, &store, input_dim, device)?;
-    let state = LoopState {
-        epochs_done: 0,
-        optimizer_steps: 0,
-        best_val: f64::INFINITY,
-        best_epoch: 0,
-        elapsed: 0.0,
-        lr_scale: 1.0,
-    };
+    let state = LoopState::start();
     Ok(Start {
         store,
         model,

@@ -4,20 +4,19 @@
 
 mod anomaly;
 pub(crate) mod condition;
+mod fit;
 pub(crate) mod preprocess;
 mod report;
 
-use std::time::Instant;
-
 use candle_core::{DType, Device, Tensor};
 use condition::Contexts;
-use flowvae_data::{Batcher, Dataset, Splits};
+use flowvae_data::{Dataset, Splits};
 use flowvae_flows::{
     build_stack, Base, ConditionalBase, Conditioning, Flow, FlowDistribution, FlowSpec, ParamStore,
     StackOptions, Stream,
 };
-use flowvae_nn::{backward_with_sink, seeded};
-use flowvae_train::{write_atomic, MetricsWriter, Optimizer, Progress, RunDir};
+use flowvae_nn::seeded;
+use flowvae_train::{write_atomic, RunDir};
 
 use crate::error::{Result, RunnerError};
 use crate::experiment::density::ExperimentDensity;
@@ -150,13 +149,14 @@ fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
-/// Trains and reports a density experiment into `run`.
+/// Trains and reports a density experiment into `run`; with `resume`, continues from the
+/// run's last checkpoint when there is one.
 pub fn run_density(
     exp: &ExperimentDensity,
     run: &RunDir,
     device: &Device,
+    resume: bool,
 ) -> Result<DensitySummary> {
-    let started = Instant::now();
     let data = &exp.data;
     let condition::LoadedData { splits, contexts } = condition::load(data)?;
     let prepared = Prepared::fit(exp.preprocess(), &splits.train, data.source.levels())?;
@@ -169,7 +169,11 @@ pub fn run_density(
     write_atomic(&run.file("preprocess.json")?, text.as_bytes())?;
     let width = contexts.as_ref().map_or(0, |c| c.fitted.width());
     let dims = (splits.train.dim, width);
-    let model = DensityModel::build(exp, dims, ParamStore::new(exp.seed), device)?;
+    let (store, resumed) = fit::start(exp, run.path(), resume, device)?;
+    let model = DensityModel::build(exp, dims, store, device)?;
+    if resumed.is_some() {
+        model.store.check_complete("checkpoints/last.safetensors")?;
+    }
     let best_path = run.file("checkpoints/best.safetensors")?;
     let job = Job {
         exp,
@@ -180,9 +184,8 @@ pub fn run_density(
         run,
         device,
     };
-    let (epochs, best_epoch) = fit(&job)?;
+    let (epochs, best_epoch, train_seconds) = fit::fit(&job, resumed)?;
     model.store.load_into(&best_path)?;
-    let train_seconds = started.elapsed().as_secs_f64();
     report::finish(&job, (epochs, best_epoch, train_seconds))
 }
 
@@ -195,105 +198,4 @@ struct Job<'a> {
     contexts: Option<&'a Contexts>,
     run: &'a RunDir,
     device: &'a Device,
-}
-
-impl Job<'_> {
-    /// The contexts `(B, C)` of rows `idx` of `split`, for a conditional density.
-    fn context(&self, split: &str, idx: &[usize]) -> Result<Option<Tensor>> {
-        self.contexts
-            .map(|c| c.rows(split, idx, self.device))
-            .transpose()
-    }
-}
-
-/// The epochs: returns the epochs trained and the best epoch (whose weights are in
-/// `checkpoints/best.safetensors`).
-fn fit(job: &Job<'_>) -> Result<(usize, usize)> {
-    let (exp, model, prepared, splits, run, device) = (
-        job.exp,
-        job.model,
-        job.prepared,
-        job.splits,
-        job.run,
-        job.device,
-    );
-    let columns = ["epoch", "train_nll", "val_log_likelihood", "time_s"];
-    let mut metrics = MetricsWriter::create(&run.file("metrics.csv")?, &columns)?;
-    let train = &splits.train;
-    let batcher = Batcher::new(train.n, exp.train.batch_size.get(), exp.seed);
-    let epochs = exp.train.epochs.get();
-    let mut optimizer: Option<Optimizer> = None;
-    let (mut best, mut best_epoch) = (f64::NEG_INFINITY, 0);
-    let mut progress = Progress::new("train", epochs as u64, "epochs");
-    let started = Instant::now();
-    let mut done = 0;
-    for epoch in 1..=epochs {
-        let mut noise_rng = seeded(exp.seed, Stream::EpochNoise(epoch));
-        let mut losses = Vec::new();
-        for batch in batcher.epoch(epoch as u64) {
-            let x = train.batch_tensor(&batch, device)?;
-            let noise =
-                preprocess::noise(&mut noise_rng, batch.len(), train.dim, DType::F32, device)?;
-            let (z, _) = prepared.to_flow(&x, Some(&noise))?;
-            let context = job.context("train", &batch)?;
-            model.dist.flow().set_training(true);
-            let nll = model
-                .dist
-                .log_prob(&z, conditioned(context.as_ref()))?
-                .mean_all()?
-                .neg()?;
-            let value = nll.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !value.is_finite() {
-                return Err(RunnerError::NonFinite {
-                    what: format!("training NLL in epoch {epoch}"),
-                    step: epoch,
-                });
-            }
-            // Created after the first forward so data-dependent initialisations exist.
-            let opt = match optimizer.as_mut() {
-                Some(o) => o,
-                None => {
-                    optimizer.insert(Optimizer::new(model.store.vars(), exp.optimizer.clone())?)
-                }
-            };
-            opt.step(&backward_with_sink(&nll)?)?;
-            losses.push(value);
-        }
-        let held_out = (exp.data.split_seed, Stream::Validation);
-        let batch = exp.eval_batch.get();
-        let val_rows = (&splits.val, job.contexts.map(|c| (c, "val")));
-        let (ll, prep) = log_likelihoods(model, prepared, val_rows, held_out, batch, device)?;
-        // On the scale the summary reports: logit space for images, data units for tables.
-        let val = match prepared {
-            Prepared::Logit { .. } => mean(&ll),
-            _ => mean(&ll) + mean(&prep),
-        };
-        if !val.is_finite() {
-            return Err(RunnerError::NonFinite {
-                what: format!("validation log-likelihood in epoch {epoch}"),
-                step: epoch,
-            });
-        }
-        let elapsed = started.elapsed().as_secs_f64();
-        metrics.row(&[epoch as f64, mean(&losses), val, elapsed])?;
-        progress.set(epoch as u64, &format!("val log-likelihood {val:.3}"));
-        done = epoch;
-        if val > best {
-            (best, best_epoch) = (val, epoch);
-            write_atomic(
-                &run.file("checkpoints/best.safetensors")?,
-                &model.store.to_safetensors_bytes()?,
-            )?;
-        }
-        if exp
-            .train
-            .patience
-            .is_some_and(|p| epoch - best_epoch >= p.get())
-        {
-            tracing::info!("early stop at epoch {epoch}: best {best:.3} at epoch {best_epoch}");
-            break;
-        }
-    }
-    progress.finish();
-    Ok((done, best_epoch))
 }
