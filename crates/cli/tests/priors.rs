@@ -13,7 +13,8 @@ fn a_flow_prior_runs_end_to_end_and_bad_priors_are_refused_first() {
     let results = dir.path().join("results");
     let sets = [
         "model.prior={flow: [{maf: {k: 2, hidden: [16]}}]}",
-        "variants=[{name: planar, flow: [{planar: {k: 2}}]}]",
+        "variants=[{name: planar, flow: [{planar: {k: 2}}]}, \
+         {name: mog, flow: [], prior: {mixture: {components: 3}}}]",
         "train.epochs=1",
         "eval.nll_samples=8",
     ];
@@ -38,6 +39,9 @@ fn a_flow_prior_runs_end_to_end_and_bad_priors_are_refused_first() {
         summary.contains("planar(k=2); prior: flow maf(hidden=[16], k=2)"),
         "{summary}"
     );
+    // A variant's own prior replaces the experiment's.
+    let mog = std::fs::read_to_string(results.join("quickstart/p/mog/summary.json")).unwrap();
+    assert!(mog.contains("none (VAE); prior: mixture(3)"), "{mog}");
     let out = dir.path().join("s.png");
     succeeds(
         flowvae()

@@ -64,6 +64,9 @@ pub struct Variant {
     pub flow: Vec<FlowSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objective: Option<ObjectiveConfig>,
+    /// Replaces `model.prior` for this model (a flow on the prior, on the posterior, or both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<flowvae_vae::PriorSpec>,
 }
 
 /// A Flow-VAE experiment.
@@ -120,6 +123,9 @@ impl ExperimentVae {
                 single.flow = v.flow.clone();
                 if let Some(objective) = &v.objective {
                     single.objective = objective.clone();
+                }
+                if let Some(prior) = &v.prior {
+                    single.model.prior = prior.clone();
                 }
                 (v.name.clone(), single)
             })
