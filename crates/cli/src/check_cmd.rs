@@ -161,3 +161,26 @@ pub(crate) fn logprob(args: LogprobArgs) -> anyhow::Result<ExitCode> {
     println!("{rows} rows written to {}", output.display());
     Ok(ExitCode::SUCCESS)
 }
+
+/// `flowvae rows …`.
+#[derive(Debug, Args)]
+pub(crate) struct RowsArgs {
+    /// A density run folder.
+    run: PathBuf,
+    /// train, val or test.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Output CSV (refused if it exists, unless --force).
+    #[arg(long)]
+    output: PathBuf,
+    #[arg(long)]
+    force: bool,
+}
+
+pub(crate) fn rows(args: RowsArgs) -> anyhow::Result<ExitCode> {
+    refuse_existing(&args.output, args.force, "")?;
+    let rows = flowvae_runner::export_split(&args.run, &args.split, &args.output)
+        .with_context(|| format!("rows of {} failed", args.run.display()))?;
+    println!("{rows} rows written to {}", args.output.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -61,6 +61,10 @@ enum Command {
     /// Per-row log-likelihood of data under a trained density run (the anomaly score), as
     /// CSV.
     Logprob(check_cmd::LogprobArgs),
+    /// Write the rows of a split of a density run's data as the run reads them (grey levels
+    /// in [0, 1] for images, with a label column when the data have classes): the exact
+    /// split, to train another library on.
+    Rows(check_cmd::RowsArgs),
     /// Split a Flow-VAE's inference gap log p(x) - ELBO into the amortization gap (a better
     /// encoder) and the approximation gap (a richer posterior): the encoder's outputs are
     /// optimised per image, decoder fixed (Cremer et al., 2018).
@@ -111,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => trained_cmd::eval(args),
         Command::Sample(args) => trained_cmd::sample(args),
         Command::Logprob(args) => check_cmd::logprob(args),
+        Command::Rows(args) => check_cmd::rows(args),
         Command::Gaps(args) => trained_cmd::gaps(args),
         Command::Compare(args) => trained_cmd::compare(args),
     }

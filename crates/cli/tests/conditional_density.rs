@@ -82,8 +82,51 @@ fn a_class_conditional_density_samples_and_scores_each_class() {
         fails(&["logprob", run_arg, "--output", &zero, "--context", "0"]),
         None
     );
-    let (own, zero) = (mean_score(Path::new(&own)), mean_score(Path::new(&zero)));
-    assert!(own > zero + 5.0, "own class {own}, class 0 {zero}");
+    let (own_mean, zero_mean) = (mean_score(Path::new(&own)), mean_score(Path::new(&zero)));
+    assert!(
+        own_mean > zero_mean + 5.0,
+        "own class {own_mean}, class 0 {zero_mean}"
+    );
+    // `rows` exports the exact test split: its threes, scored as a file given class 3, get
+    // the scores the split's own rows got.
+    let exported = out("test_rows.csv");
+    assert_eq!(
+        fails(&["rows", run_arg, "--split", "test", "--output", &exported]),
+        None
+    );
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(text.lines().next().unwrap().ends_with(",x63,label"));
+    let threes: Vec<(usize, &str)> = text
+        .lines()
+        .skip(1)
+        .enumerate()
+        .filter(|(_, l)| l.ends_with(",3"))
+        .map(|(i, l)| (i, l.rsplit_once(',').unwrap().0))
+        .collect();
+    let threes_csv = dir.path().join("threes.csv");
+    let body: Vec<&str> = threes.iter().map(|(_, l)| *l).collect();
+    std::fs::write(&threes_csv, body.join("\n")).unwrap();
+    let scored = out("threes_scores.csv");
+    let threes_arg = threes_csv.to_str().unwrap();
+    let args = [
+        "logprob",
+        run_arg,
+        "--input",
+        threes_arg,
+        "--context",
+        "3",
+        "--output",
+        &scored,
+    ];
+    assert_eq!(fails(&args), None);
+    let own_scores = std::fs::read_to_string(&own).unwrap();
+    let own_scores: Vec<&str> = own_scores.lines().skip(1).collect();
+    let file_scores = std::fs::read_to_string(&scored).unwrap();
+    let file_scores: Vec<&str> = file_scores.lines().skip(1).collect();
+    assert!(threes.len() > 5, "{} threes", threes.len());
+    for ((i, _), score) in threes.iter().zip(&file_scores) {
+        assert_eq!(own_scores[*i], *score, "test row {i}");
+    }
     // A file of rows carries no classes: the condition must be given.
     let rows = dir.path().join("rows.csv");
     std::fs::write(&rows, format!("{}\n", vec!["0.5"; 64].join(","))).unwrap();

@@ -46,6 +46,6 @@ pub use sweep::{resume_local, run_local, run_point, summarize, threads_per_job, 
 pub use tools::bench::{bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions};
 pub use tools::check::{check_file, read_stacks, CheckOptions, MAX_CHECK_DIM};
 pub use tools::density::{
-    is_density_run, logprob as density_logprob, transform as density_transform,
+    export_split, is_density_run, logprob as density_logprob, transform as density_transform,
 };
 pub use tools::transform::{transform, Input as TransformInput};

@@ -11,6 +11,7 @@ use flowvae_nn::seeded;
 
 use super::transform::{header, read_csv, write_rows, Input};
 use crate::error::{Result, RunnerError};
+use crate::experiment::Experiment;
 use crate::run::density::preprocess::Prepared;
 use crate::run::density::{condition, conditioned};
 use crate::run::density::{load_trained, TrainedDensity};
@@ -201,6 +202,29 @@ pub fn sample(
     )?;
     let x = trained.prepared.to_data(&y)?;
     Ok((x, trained))
+}
+
+/// `flowvae rows <run> --split S --output F.csv`: the rows of a split of a density run's
+/// data as the run reads them (grey levels in `[0, 1]` for images), with a `label` column
+/// when the data have classes: the exact split, to train another library on.
+pub fn export_split(run: &Path, split: &str, out: &Path) -> Result<usize> {
+    let Experiment::Density(experiment) = Experiment::load(&run.join("config.yaml"))? else {
+        return Err(RunnerError::Config {
+            file: run.join("config.yaml"),
+            location: None,
+            message: "not a density run (no `density:` section)".into(),
+        });
+    };
+    let data = condition::load(&experiment.data)?;
+    let rows = split_by_name(data.splits, split)?;
+    let values: Vec<Vec<f32>> = rows.images.chunks(rows.dim).map(<[f32]>::to_vec).collect();
+    let mut columns = header("x", rows.dim);
+    if !rows.has_labels() {
+        return write_rows(out, &columns, &[values]);
+    }
+    columns.push("label".into());
+    let labels: Vec<Vec<f32>> = rows.labels.iter().map(|&l| vec![f32::from(l)]).collect();
+    write_rows(out, &columns, &[values, labels])
 }
 
 /// Whether `run` is a density run (its `config.yaml` has a `density:` section).
