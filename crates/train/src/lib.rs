@@ -15,6 +15,7 @@
 mod checkpoint;
 mod config;
 mod cpu_time;
+mod diagnostics;
 mod error;
 mod faults;
 mod metrics;
@@ -32,6 +33,7 @@ pub use checkpoint::{
 };
 pub use config::{ObjectiveConfig, TrainVae};
 pub use cpu_time::process_cpu_seconds;
+pub use diagnostics::{latent_diagnostics, LatentDiagnostics, ACTIVE_UNIT_THRESHOLD};
 pub use error::{Result, TrainError};
 pub use faults::{install as install_faults, nan_at as fault_nan_at, Faults};
 pub use metrics::{read_metrics, MetricsWriter};

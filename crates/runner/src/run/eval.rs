@@ -21,7 +21,7 @@ use flowvae_train::process_cpu_seconds;
 use flowvae_train::read_metrics;
 use flowvae_train::Progress;
 use flowvae_train::RunDir;
-use flowvae_train::{build_model, evaluate_elbo};
+use flowvae_train::{build_model, evaluate_elbo, latent_diagnostics};
 use flowvae_vae::PriorSpec;
 
 /// Mean test NLL `−log p(x)` in nats with `S` importance samples per image.
@@ -79,6 +79,7 @@ pub fn run_vae(
         flowvae_nn::Stream::Test,
         device,
     )?;
+    let diagnostics = latent_diagnostics(&trained.model, &trained.splits.test, 500, device)?;
     let samples = exp.eval.nll_samples.get();
     let nll = test_nll(&trained.model, &trained.splits.test, exp, samples, device)?;
     let eval_seconds = eval_started.elapsed().as_secs_f64();
@@ -97,6 +98,8 @@ pub fn run_vae(
         parameters: Some(trained.store.num_scalars()),
         seed: exp.seed,
         test: TestMetrics {
+            active_units: Some(diagnostics.active_units),
+            kl_per_dim: Some(diagnostics.kl_per_dim),
             images: Some(trained.splits.test.n),
             kl: Some(test.kl),
             neg_elbo: Some(test.neg_elbo),

@@ -44,6 +44,13 @@ impl Versions {
 /// Test-set results of a Flow-VAE.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestMetrics {
+    /// Latent units with `Cov_x(μ_u(x)) > 0.01` (Burda et al., 2016), of the encoder's `q₀`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_units: Option<usize>,
+    /// `E_x KL(q₀(z_u|x) ‖ N(0, 1))` per latent unit, nats (the encoder's Gaussian, before
+    /// any flow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl_per_dim: Option<Vec<f64>>,
     /// Number of test images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<usize>,
