@@ -74,10 +74,13 @@ fn json_line(mut v: serde_json::Value, threads: usize) -> anyhow::Result<String>
     Ok(serde_json::to_string(&v)?)
 }
 
-/// Runs `flowvae bench …` on the CPU.
-pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+/// Runs `flowvae bench …` on the `--device` (the CPU by default).
+pub(crate) fn run(
+    args: BenchArgs,
+    choice: flowvae_runner::DeviceChoice,
+) -> anyhow::Result<ExitCode> {
     let threads = flowvae_runner::workers();
-    let device = flowvae_runner::Device::Cpu;
+    let device = crate::shared::device(choice)?;
     let (data, label) = bench_data(&args.data, args.seed).context("cannot load bench data")?;
     match args.what {
         BenchWhat::Train {

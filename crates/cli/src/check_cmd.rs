@@ -85,11 +85,14 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub(crate) fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn transform(
+    args: TransformArgs,
+    choice: flowvae_runner::DeviceChoice,
+) -> anyhow::Result<ExitCode> {
     let output = &args.rows.output;
     refuse_existing(output, args.force, "")?;
     let (source, run) = (args.rows.source(), &args.run);
-    let device = device()?;
+    let device = device(choice)?;
     let context = args.rows.context.as_deref();
     let rows = if args.inverse {
         flowvae_runner::density_transform(run, (source, context), output, true, &device)
@@ -150,10 +153,13 @@ impl Rows {
     }
 }
 
-pub(crate) fn logprob(args: LogprobArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn logprob(
+    args: LogprobArgs,
+    choice: flowvae_runner::DeviceChoice,
+) -> anyhow::Result<ExitCode> {
     let output = &args.rows.output;
     refuse_existing(output, args.force, "")?;
-    let device = device()?;
+    let device = device(choice)?;
     let context = args.rows.context.as_deref();
     let rows =
         flowvae_runner::density_logprob(&args.run, args.rows.source(), context, output, &device)

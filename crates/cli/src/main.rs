@@ -21,6 +21,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "flowvae", version, about, long_about = None)]
 struct Cli {
+    /// Where to compute: cpu (always available), cuda or cuda:N (a build with the `cuda`
+    /// feature on a machine with a GPU).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: flowvae_runner::DeviceChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -104,19 +108,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let device = cli.device;
     match cli.command {
-        Command::Bench(args) => bench_cmd::run(args),
-        Command::Run(args) => run_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args, device),
+        Command::Run(args) => run_cmd::run(args, device),
         Command::ShowConfig(args) => run_cmd::show_config(args),
         Command::Sweep(args) => sweep_cmd::sweep(args),
         Command::SweepSummary(args) => sweep_cmd::summary(args),
-        Command::Transform(args) => check_cmd::transform(args),
+        Command::Transform(args) => check_cmd::transform(args, device),
         Command::Check(args) => check_cmd::check(args),
-        Command::Eval(args) => trained_cmd::eval(args),
-        Command::Sample(args) => trained_cmd::sample(args),
-        Command::Logprob(args) => check_cmd::logprob(args),
+        Command::Eval(args) => trained_cmd::eval(args, device),
+        Command::Sample(args) => trained_cmd::sample(args, device),
+        Command::Logprob(args) => check_cmd::logprob(args, device),
         Command::Rows(args) => check_cmd::rows(args),
-        Command::Gaps(args) => trained_cmd::gaps(args),
+        Command::Gaps(args) => trained_cmd::gaps(args, device),
         Command::Compare(args) => trained_cmd::compare(args),
     }
 }

@@ -53,8 +53,8 @@ pub(crate) struct ShowConfigArgs {
     set: Vec<String>,
 }
 
-pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let device = device()?;
+pub(crate) fn run(args: RunArgs, choice: flowvae_runner::DeviceChoice) -> anyhow::Result<ExitCode> {
+    let device = device(choice)?;
     let dir = if let Some(dir) = args.resume {
         flowvae_runner::resume_run(&dir, &device)
             .with_context(|| format!("resume of {} failed", dir.display()))?

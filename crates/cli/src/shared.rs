@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use flowvae_runner::DeviceChoice;
 
 /// The `--set KEY=VALUE` arguments, parsed and type-checked later against the config.
 pub(crate) fn parse_overrides(set: &[String]) -> anyhow::Result<Vec<flowvae_runner::Override>> {
@@ -11,9 +12,9 @@ pub(crate) fn parse_overrides(set: &[String]) -> anyhow::Result<Vec<flowvae_runn
         .collect()
 }
 
-/// The compute device (the CPU unless built with `--features cuda` and a GPU is present).
-pub(crate) fn device() -> anyhow::Result<flowvae_runner::Device> {
-    flowvae_runner::default_device().context("cannot select a device")
+/// The compute device of `--device` (the CPU unless asked for a GPU).
+pub(crate) fn device(choice: DeviceChoice) -> anyhow::Result<flowvae_runner::Device> {
+    flowvae_runner::select_device(choice).context("cannot select a device")
 }
 
 /// Fails when `path` exists and `--force` was not given: nothing a user wrote is replaced

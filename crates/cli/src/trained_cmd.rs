@@ -97,8 +97,11 @@ pub(crate) struct CompareArgs {
     out: Option<PathBuf>,
 }
 
-pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let device = device()?;
+pub(crate) fn eval(
+    args: EvalArgs,
+    choice: flowvae_runner::DeviceChoice,
+) -> anyhow::Result<ExitCode> {
+    let device = device(choice)?;
     let samples = args.samples.map(|s| s as usize);
     let (nll, s) = flowvae_runner::eval_run(&args.run, samples, &device)
         .with_context(|| format!("evaluation of {} failed", args.run.display()))?;
@@ -109,7 +112,10 @@ pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn sample(
+    args: SampleArgs,
+    choice: flowvae_runner::DeviceChoice,
+) -> anyhow::Result<ExitCode> {
     let SampleArgs {
         run,
         n,
@@ -135,7 +141,7 @@ pub(crate) fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let device = device()?;
+    let device = device(choice)?;
     let draws = (n, temperature, seed);
     flowvae_runner::sample_run(&run, draws, context.as_deref(), &out, &device)
         .with_context(|| format!("sampling from {} failed", run.display()))?;
@@ -143,7 +149,10 @@ pub(crate) fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn gaps(args: GapsArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn gaps(
+    args: GapsArgs,
+    choice: flowvae_runner::DeviceChoice,
+) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.out {
         refuse_existing(out, args.force, "")?;
     }
@@ -155,7 +164,7 @@ pub(crate) fn gaps(args: GapsArgs) -> anyhow::Result<ExitCode> {
         lr: args.lr,
         seed: args.seed,
     };
-    let device = device()?;
+    let device = device(choice)?;
     let run = &args.run;
     let report = flowvae_runner::inference_gaps(run, &args.split, &options, &device)
         .with_context(|| format!("gap measurement of {} failed", run.display()))?;

@@ -232,3 +232,27 @@ fn a_second_process_on_a_locked_run_folder_is_refused() {
         &["locked", "pid"],
     );
 }
+
+/// `--device foo` and `--device cuda:7` on a CPU-only build: a clear error, no run folder.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_device_that_is_not_there_is_refused_before_any_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = write(dir.path(), "e.yaml", vae_yaml("digits", "").as_bytes());
+    let mut args = run_args(&yaml, dir.path());
+    args.extend(["--device", "cuda:7"]);
+    fails_with(
+        &flowvae(&args, &[]),
+        &["--device: cuda:7: this flowvae was built without CUDA"],
+    );
+    let last = args.len() - 1;
+    args[last] = "foo";
+    // clap's own usage error: its first line names the value and what is expected.
+    let out = flowvae(&args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let expected = "error: invalid value 'foo' for '--device <DEVICE>': `foo`: expected cpu";
+    assert!(stderr.starts_with(expected), "{stderr}");
+    let folders = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(folders, 1, "only the experiment file, no run folder");
+}

@@ -34,13 +34,14 @@ pub use experiment::Experiment;
 pub use flowvae_train::RunDir;
 pub use report::compare::{compare, find_runs, load_record, RunRecord};
 pub use run::density::{DensitySummary, DensityTest};
+pub use run::device::{describe_device, select_device, DeviceChoice};
 pub use run::eval::{eval_run, sample_run};
 pub use run::inference_gap::{inference_gaps, GapOptions};
 pub use run::summary::{
     ComparisonSummary, RunSummary, TestMetrics, TwoDSummary, VaeSummary, Versions,
 };
 pub use run::threads::workers;
-pub use run::{default_device, resume_run, run_experiment, run_in, summary_line, RunOptions};
+pub use run::{resume_run, run_experiment, run_in, summary_line, RunOptions};
 pub use sweep::slurm::{write_slurm, SlurmResources};
 pub use sweep::{resume_local, run_local, run_point, summarize, threads_per_job, SweepConfig};
 pub use tools::bench::{bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions};

@@ -85,6 +85,7 @@ pub fn run_vae(
     let eval_seconds = eval_started.elapsed().as_secs_f64();
     plot_run(exp, &trained.model, &trained.splits.test, run, device)?;
     let summary = VaeSummary {
+        device: Some(crate::run::device::describe_device(device)),
         best_epoch: Some(trained.best_epoch),
         // A resumed run counts only the CPU time spent since resuming.
         cpu_seconds: cpu_at_start.zip(process_cpu_seconds()).map(|(a, b)| b - a),

@@ -2,6 +2,7 @@
 //! of each model (`train.rs`, `eval.rs`), 2-D runs, resuming, and comparisons of variants.
 
 pub(crate) mod density;
+pub(crate) mod device;
 pub(crate) mod eval;
 pub(crate) mod inference_gap;
 pub(crate) mod memory;
@@ -144,17 +145,6 @@ fn run_variants(
     })
     .write(run.path())?;
     Ok(())
-}
-
-/// The device runs use: the GPU when built with `cuda` and one is present, else the CPU.
-pub fn default_device() -> Result<Device> {
-    #[cfg(feature = "cuda")]
-    {
-        if candle_core::utils::cuda_is_available() {
-            return Ok(Device::new_cuda(0)?);
-        }
-    }
-    Ok(Device::Cpu)
 }
 
 /// One line that sums up a finished run, read from its `summary.json`.

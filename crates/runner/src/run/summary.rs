@@ -75,6 +75,9 @@ pub struct TestMetrics {
 /// `summary.json` of one trained Flow-VAE model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VaeSummary {
+    /// The device it trained on: `cpu` or `cuda:N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// Epoch of the best validation −ELBO (its parameters are the ones evaluated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,

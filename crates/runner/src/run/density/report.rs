@@ -113,7 +113,11 @@ pub(super) fn finish(
         test,
         train_seconds,
         versions: Some(Versions::current()),
-        other: BTreeMap::new(),
+        // The device it trained on (`cpu` or `cuda:N`), beside the Flow-VAE summary's field.
+        other: BTreeMap::from([(
+            "device".to_string(),
+            described(crate::run::device::describe_device(job.device)),
+        )]),
     };
     RunSummary::Density(summary.clone()).write(job.run.path())?;
     Ok(summary)
