@@ -38,7 +38,18 @@ impl Activation {
 pub struct Linear {
     weight: Tensor,
     bias: Tensor,
-    mask: Option<Tensor>,
+    masking: Masking,
+}
+
+/// How a layer's weight is masked.
+#[derive(Debug, Clone)]
+enum Masking {
+    /// No mask: the fused CPU kernel may run the layer.
+    None,
+    /// `W ⊙ M` on every use (the product is part of each use's graph).
+    PerUse(Tensor),
+    /// The weight holds `W ⊙ M` already (see [`Linear::with_mask_applied`]).
+    Applied,
 }
 
 impl Linear {
@@ -54,7 +65,7 @@ impl Linear {
         Ok(Self {
             weight,
             bias,
-            mask: None,
+            masking: Masking::None,
         })
     }
 
@@ -62,13 +73,32 @@ impl Linear {
     pub fn masked(vb: VarBuilder, mask: Tensor) -> Result<Self> {
         let (outputs, inputs) = mask.dims2()?;
         let mut layer = Self::new(vb, inputs, outputs)?;
-        layer.mask = Some(mask.to_dtype(layer.weight.dtype())?);
+        layer.masking = Masking::PerUse(mask.to_dtype(layer.weight.dtype())?);
         Ok(layer)
+    }
+
+    /// This layer with its mask multiplied into the weight once: for many uses in one graph
+    /// (an autoregressive inverse's `D` passes), where a product per use would keep `D`
+    /// masked copies of the weight alive. Gradients still reach the weight; the outputs are
+    /// the same numbers as the masked layer's.
+    pub fn with_mask_applied(&self) -> Result<Self> {
+        Ok(match &self.masking {
+            Masking::PerUse(mask) => Self {
+                weight: (&self.weight * mask)?,
+                bias: self.bias.clone(),
+                masking: Masking::Applied,
+            },
+            _ => self.clone(),
+        })
+    }
+
+    fn unmasked(&self) -> bool {
+        matches!(self.masking, Masking::None)
     }
 
     /// `(B, in) → (B, out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.mask.is_none() && crate::fused_linear::applicable(x, &self.weight) {
+        if self.unmasked() && crate::fused_linear::applicable(x, &self.weight) {
             return Ok(crate::fused_linear::linear(
                 x,
                 &self.weight,
@@ -76,9 +106,9 @@ impl Linear {
                 false,
             )?);
         }
-        let weight = match &self.mask {
-            Some(mask) => (&self.weight * mask)?,
-            None => self.weight.clone(),
+        let weight = match &self.masking {
+            Masking::PerUse(mask) => (&self.weight * mask)?,
+            _ => self.weight.clone(),
         };
         Ok(x.matmul(&weight.t()?)?.broadcast_add(&self.bias)?)
     }
@@ -87,7 +117,7 @@ impl Linear {
 impl Linear {
     /// `relu(x Wᵀ + b)`, `(B, in) → (B, out)`, as one fused node where possible.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        if self.mask.is_none() && crate::fused_linear::applicable(x, &self.weight) {
+        if self.unmasked() && crate::fused_linear::applicable(x, &self.weight) {
             return Ok(crate::fused_linear::linear(
                 x,
                 &self.weight,

@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 use super::{per_coordinate, RqSpline};
 use crate::error::Result;
 use crate::flow::{context_of, Conditioning, Flow};
-use crate::layers::autoregressive::invert_by_passes;
+use crate::layers::autoregressive::{invert_by_passes, PassGraph};
 use crate::layers::coupling::MaskedConditioner;
 use crate::layers::made::Made;
 use crate::param_source::{Block, ParamSource};
@@ -94,6 +94,7 @@ pub struct AutoregressiveSpline {
     made: Made,
     context_dim: usize,
     spline: RqSpline,
+    passes: PassGraph,
 }
 
 impl AutoregressiveSpline {
@@ -113,13 +114,15 @@ impl AutoregressiveSpline {
             made,
             context_dim,
             spline,
+            passes: PassGraph::default(),
         })
     }
 
-    /// The spline parameters `(B, D, 3K−1)` at `x`.
-    fn raw(&self, x: &Tensor, cond: &Conditioning<'_>) -> Result<Tensor> {
+    /// The spline parameters `(B, D, 3K−1)` at `x`, from `made` (this layer's network, masks
+    /// applied or not).
+    fn raw(&self, made: &Made, x: &Tensor, cond: &Conditioning<'_>) -> Result<Tensor> {
         let context = context_of(cond, "rq_iaf", self.context_dim, x.dim(0)?)?;
-        per_coordinate(&self.made.forward(x, context.as_ref())?, self.made.dim())
+        per_coordinate(&made.forward(x, context.as_ref())?, made.dim())
     }
 }
 
@@ -133,16 +136,20 @@ impl Flow for AutoregressiveSpline {
     fn context_dim(&self) -> usize {
         self.context_dim
     }
+    fn set_training(&self, training: bool) {
+        self.passes.set_training(training);
+    }
     fn forward(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        let (y, log_det) = self.spline.forward(x, &self.raw(x, &cond)?)?;
+        let (y, log_det) = self.spline.forward(x, &self.raw(&self.made, x, &cond)?)?;
         Ok((y, log_det.sum(1)?))
     }
     fn is_invertible(&self) -> bool {
         true
     }
     fn inverse(&self, y: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        invert_by_passes(self.dim(), y, |x| {
-            let (x, log_det) = self.spline.inverse(y, &self.raw(x, &cond)?)?;
+        let made = self.made.with_masks_applied()?;
+        invert_by_passes(self.dim(), y, &self.passes, |x| {
+            let (x, log_det) = self.spline.inverse(y, &self.raw(&made, x, &cond)?)?;
             Ok((x, log_det.sum(1)?))
         })
     }
