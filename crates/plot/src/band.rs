@@ -209,7 +209,8 @@ impl Chart for Drawing<'_> {
                 .map(|(k, b)| (b.name.as_str(), PALETTE[k % PALETTE.len()]))
                 .collect();
             draw_legend(&legend, &entries, 60)?;
-            return root.draw(&Text::new(note, (8, 6), note_style));
+            let bottom = root.dim_in_pixel().1 as i32 - 16;
+            return root.draw(&Text::new(note, (8, bottom), note_style));
         }
         let title = format!(
             "{} ({}) by {}",

@@ -120,8 +120,34 @@ fn unfinished(dir: PathBuf) -> Unfinished {
     }
 }
 
-/// Points listed in a sweep folder's `points.csv` whose folder holds no run yet.
+/// Points listed in the `points.csv` of `dir` or of a sweep folder in it whose folder holds
+/// no run yet.
 fn pending_points(dir: &Path) -> Vec<(String, String)> {
+    let mut sweeps: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    sweeps.sort();
+    sweeps.insert(0, dir.to_path_buf());
+    let named = |s: &PathBuf, folder: String| {
+        let sweep = s.strip_prefix(dir).unwrap_or(s);
+        sweep.join(folder).display().to_string()
+    };
+    sweeps
+        .iter()
+        .flat_map(|s| {
+            pending_in(s)
+                .into_iter()
+                .map(move |(f, l)| (named(s, f), l))
+        })
+        .collect()
+}
+
+fn pending_in(dir: &Path) -> Vec<(String, String)> {
     let Ok(text) = std::fs::read_to_string(dir.join("points.csv")) else {
         return Vec::new();
     };
