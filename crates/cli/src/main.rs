@@ -7,6 +7,7 @@
 mod bench_cmd;
 mod check_cmd;
 mod environment;
+mod report_cmd;
 mod run_cmd;
 mod shared;
 mod sweep_cmd;
@@ -74,9 +75,14 @@ enum Command {
     /// optimised per image, decoder fixed (Cremer et al., 2018).
     Gaps(trained_cmd::GapsArgs),
     /// Compare finished runs: a Markdown and CSV table (test NLL with S, -ELBO, KL, epochs,
-    /// time; mean ± std over seeds of the same model), overlaid validation curves and an NLL
-    /// bar chart. Accepts run folders or folders containing them.
+    /// time; mean ± std over seeds of the same model), the validation curves aggregated per
+    /// model, the differences to the baseline, and report.html. Accepts run folders or
+    /// folders containing them.
     Compare(trained_cmd::CompareArgs),
+    /// Write one self-contained HTML page (no network needed to view it) for runs, a sweep or
+    /// a study: the sortable comparison table, the differences to the baseline, learning
+    /// curves per model, sample grids, gap reports, and each run's config and provenance.
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -123,5 +129,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rows(args) => check_cmd::rows(args),
         Command::Gaps(args) => trained_cmd::gaps(args, device),
         Command::Compare(args) => trained_cmd::compare(args),
+        Command::Report(args) => report_cmd::report(args),
     }
 }

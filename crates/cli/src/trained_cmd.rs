@@ -91,7 +91,7 @@ pub(crate) struct CompareArgs {
     /// Model name to show differences against (e.g. vae).
     #[arg(long)]
     baseline: Option<String>,
-    /// Folder for comparison.md, comparison.csv and plots/ (default:
+    /// Folder for comparison.md, comparison.csv, report.html and plots/ (default:
     /// results/comparisons/<timestamp>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -212,6 +212,13 @@ pub(crate) fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     }
     let table = flowvae_runner::compare(&records, &out, args.baseline.as_deref())
         .with_context(|| format!("cannot write the comparison to {}", out.display()))?;
-    println!("{table}\nwritten to {}", out.display());
+    let mut options = flowvae_runner::ReportOptions::new(out.join("report.html"));
+    options.baseline = args.baseline;
+    let outcome = crate::report_cmd::write(&args.runs, &options)?;
+    println!(
+        "{table}\nwritten to {}\n{}",
+        out.display(),
+        crate::report_cmd::describe(&outcome)
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -321,6 +321,9 @@ fn density_runs_compare_by_seed_and_refuse_a_mix_with_flow_vaes() {
         "{maf_row}"
     );
     assert!(out.join("plots/compare_curves.png").is_file());
+    assert!(out.join("plots/compare_delta.png").is_file());
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("test log-likelihood") && report.contains("Δ vs gauss"));
     let vae = std::path::Path::new(REPO).join("results/quickstart/reference");
     let mixed = flowvae()
         .args([

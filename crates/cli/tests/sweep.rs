@@ -64,6 +64,11 @@ fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
         );
     }
     assert!(sweep_dir.join("comparison.md").is_file());
+    let report = std::fs::read_to_string(sweep_dir.join("report.html")).unwrap();
+    assert!(
+        report.contains("id=\"comparison\""),
+        "the sweep's report has its table"
+    );
 
     // An interrupted sweep: one point never started, one started but unfinished, one whose
     // comparison is gone. --resume finishes them and keeps the finished point as it was.

@@ -1,8 +1,8 @@
 //! # flowvae-plot
 //!
-//! Plots for experiment run folders: density heatmaps, sample scatters, learning curves, bar
-//! charts and image grids. The only crate that uses plotters; it knows nothing of flows or
-//! VAEs and takes plain numbers.
+//! Plots for experiment run folders: density heatmaps, sample scatters, learning curves (also
+//! aggregated over seeds), differences against a baseline and image grids. The only crate
+//! that uses plotters; it knows nothing of flows or VAEs and takes plain numbers.
 //!
 //! Key design decision: a plot is either written whole or not at all, and looks the same on
 //! every machine.
@@ -15,28 +15,40 @@
 //! directory layout.
 //!
 //! Chart functions pick the format from the extension of `path` (`.png` or `.svg`);
-//! [`image_grid`] writes PNG only.
+//! [`image_grid`] writes PNG only. [`BandChart`] and [`DeltaChart`] also render to an SVG
+//! string, for pages that inline their plots.
 #![warn(missing_docs)]
 
-mod bar;
+mod band;
 mod colormap;
+mod delta;
 mod density;
 mod fonts;
 mod image_grid;
+mod legend;
 mod line;
+mod render;
 mod scatter;
+mod thumbnail;
 
 use std::path::{Path, PathBuf};
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 
-pub use bar::bar_chart;
+#[cfg(test)]
+pub(crate) use render::tmp_path;
+pub(crate) use render::{
+    render, svg_chart, write_atomically, write_chart, Chart, DrawResult, Format, Layout,
+};
+
+pub use band::{Band, BandChart, BandPoint, MAX_OVERLAID};
 pub use colormap::viridis;
+pub use delta::{DeltaChart, DeltaPoint};
 pub use density::{density_side_by_side, Grid2d};
 pub use image_grid::image_grid;
 pub use line::{line_chart, robust_range, Series};
 pub use scatter::scatter;
+pub use thumbnail::png_thumbnail;
 
 /// Why a plot could not be written. Every variant names the requested output path.
 #[derive(Debug, thiserror::Error)]
@@ -94,111 +106,6 @@ impl PlotError {
             message: message.into(),
         }
     }
-}
-
-/// Output file format, chosen by extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    Png,
-    Svg,
-}
-
-impl Format {
-    /// Format named by the extension of `path` (case-insensitive), if it is `.png` or `.svg`.
-    pub(crate) fn from_path(path: &Path) -> Option<Self> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "png" => Some(Self::Png),
-            "svg" => Some(Self::Svg),
-            _ => None,
-        }
-    }
-
-    fn ext(self) -> &'static str {
-        match self {
-            Self::Png => "png",
-            Self::Svg => "svg",
-        }
-    }
-}
-
-/// The temporary sibling a plot for `path` is rendered into before the final rename.
-pub(crate) fn tmp_path(path: &Path, format: Format) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plot".to_string());
-    path.with_file_name(format!("{name}.tmp.{}", format.ext()))
-}
-
-/// Runs `write` on the temporary path for `path`, then renames the result into place.
-/// On any failure the temporary file is removed and `path` is left untouched.
-pub(crate) fn write_atomically(
-    path: &Path,
-    format: Format,
-    write: impl FnOnce(&Path) -> Result<(), String>,
-) -> Result<(), PlotError> {
-    let tmp = tmp_path(path, format);
-    if let Err(message) = write(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(PlotError::Draw {
-            path: path.to_path_buf(),
-            message,
-        });
-    }
-    // Best effort: flush the data before the rename makes it visible.
-    if let Ok(f) = std::fs::File::open(&tmp) {
-        let _ = f.sync_all();
-    }
-    std::fs::rename(&tmp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        PlotError::Io {
-            path: path.to_path_buf(),
-            step: "renaming the temporary file into place",
-            source,
-        }
-    })
-}
-
-/// Result type of backend-generic drawing code.
-pub(crate) type DrawResult<DB> =
-    Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
-
-/// A chart that can draw itself on any plotters backend (PNG or SVG).
-pub(crate) trait Chart {
-    /// Draws the whole chart onto `root`, which has already been filled white.
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
-}
-
-/// Renders `chart` at `size` pixels to `path` (PNG or SVG by extension), atomically.
-pub(crate) fn render(path: &Path, size: (u32, u32), chart: &impl Chart) -> Result<(), PlotError> {
-    let format = Format::from_path(path).ok_or_else(|| PlotError::UnsupportedFormat {
-        path: path.to_path_buf(),
-        expected: ".png or .svg",
-    })?;
-    fonts::ensure_registered().map_err(|message| PlotError::Font {
-        path: path.to_path_buf(),
-        message,
-    })?;
-    write_atomically(path, format, |tmp| match format {
-        Format::Png => {
-            let root = BitMapBackend::new(tmp, size).into_drawing_area();
-            root.fill(&WHITE).map_err(err)?;
-            chart.draw(&root).map_err(err)?;
-            root.present().map_err(err)
-        }
-        Format::Svg => {
-            let root = SVGBackend::new(tmp, size).into_drawing_area();
-            root.fill(&WHITE).map_err(err)?;
-            chart.draw(&root).map_err(err)?;
-            root.present().map_err(err)
-        }
-    })
-}
-
-/// Message of a drawing error.
-fn err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String {
-    e.to_string()
 }
 
 /// The font used for all text.

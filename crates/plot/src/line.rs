@@ -5,6 +5,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::legend::{draw_legend, legend_width, split_off_legend};
 use super::{fmt_num, font, render, Chart, DrawResult, PlotError};
 
 /// One named curve of `(x, y)` points, drawn in the given order. Non-finite points break the
@@ -31,11 +32,12 @@ pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-const SIZE: (u32, u32) = (900, 560);
+const SIZE: (u32, u32) = (1000, 560);
 /// Series with at most this many points also get point markers.
 const MARKER_MAX_POINTS: usize = 60;
 
-/// Writes a line chart of `series` (PNG or SVG by the extension of `path`) with a legend.
+/// Writes a line chart of `series` (PNG or SVG by the extension of `path`) with a legend in a
+/// column to the right of the data area.
 ///
 /// The x range covers all finite points. The y range comes from [`robust_range`], so a few
 /// huge early values (first epochs of a learning curve) do not flatten the rest; lines are
@@ -118,7 +120,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[i] + (sorted[j] - sorted[i]) * (pos - i as f64)
 }
 
-type Rect = ((f64, f64), (f64, f64));
+pub(crate) type Rect = ((f64, f64), (f64, f64));
 
 /// Liang–Barsky: the parameter interval `[t0, t1]` of segment `a → b` inside `rect`.
 fn clip_segment(a: (f64, f64), b: (f64, f64), rect: Rect) -> Option<(f64, f64)> {
@@ -146,7 +148,7 @@ fn clip_segment(a: (f64, f64), b: (f64, f64), rect: Rect) -> Option<(f64, f64)> 
 
 /// Splits a polyline into the pieces visible inside `rect`, breaking at non-finite points
 /// and wherever the line leaves the rectangle.
-fn visible_pieces(points: &[(f64, f64)], rect: Rect) -> Vec<Vec<(f64, f64)>> {
+pub(crate) fn visible_pieces(points: &[(f64, f64)], rect: Rect) -> Vec<Vec<(f64, f64)>> {
     let mut pieces = Vec::new();
     let mut cur: Vec<(f64, f64)> = Vec::new();
     let ok = |p: (f64, f64)| p.0.is_finite() && p.1.is_finite();
@@ -194,7 +196,9 @@ struct Lines<'a> {
 impl Chart for Lines<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let ((x0, x1), (y0, y1)) = self.rect;
-        let mut chart = ChartBuilder::on(root)
+        let names = self.series.iter().map(|s| s.name.as_str());
+        let (plot, legend) = split_off_legend(root, legend_width(names));
+        let mut chart = ChartBuilder::on(&plot)
             .caption(self.title, font(22.0))
             .margin(16)
             .x_label_area_size(46)
@@ -215,14 +219,11 @@ impl Chart for Lines<'_> {
         for (k, s) in self.series.iter().enumerate() {
             let color = PALETTE[k % PALETTE.len()];
             let stroke = color.stroke_width(2);
-            chart
-                .draw_series(
-                    visible_pieces(&s.points, self.rect)
-                        .into_iter()
-                        .map(|piece| PathElement::new(piece, stroke)),
-                )?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], stroke));
+            chart.draw_series(
+                visible_pieces(&s.points, self.rect)
+                    .into_iter()
+                    .map(|piece| PathElement::new(piece, stroke)),
+            )?;
             if s.points.len() <= MARKER_MAX_POINTS {
                 let inside = |p: &&(f64, f64)| (x0..=x1).contains(&p.0) && (y0..=y1).contains(&p.1);
                 chart.draw_series(
@@ -233,13 +234,10 @@ impl Chart for Lines<'_> {
                 )?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(font(14.0))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
+        let entries: Vec<(&str, RGBColor)> = (self.series.iter().enumerate())
+            .map(|(k, s)| (s.name.as_str(), PALETTE[k % PALETTE.len()]))
+            .collect();
+        draw_legend(&legend, &entries, 60)?;
         let mut notes = Vec::new();
         if self.outside > 0 {
             notes.push(format!("{} outside the y range", self.outside));

@@ -14,7 +14,7 @@
 //! - `experiment/`: the YAML schema ([`Experiment`]), `--set` overrides, YAML error locations.
 //! - `run/`: one run from start to summary: data, training, evaluation, 2-D runs, the memory
 //!   check, the inference-gap split, density runs (`run/density/`) and [`RunSummary`].
-//! - `report/`: comparison tables and plots, labels of flows.
+//! - `report/`: comparison tables and plots, the self-contained HTML report, labels of flows.
 //! - `sweep/`: grids of runs, locally or as a Slurm job array.
 //! - `tools/`: `flowvae bench`, `check`, `transform`, and the density commands (`logprob`,
 //!   `transform --inverse`, `sample --temperature`).
@@ -32,7 +32,9 @@ pub use error::{Result, RunnerError};
 pub use experiment::overrides::Override;
 pub use experiment::Experiment;
 pub use flowvae_train::RunDir;
-pub use report::compare::{compare, find_runs, load_record, RunRecord};
+pub use report::compare::compare;
+pub use report::html::{report, ReportOptions, ReportOutcome};
+pub use report::records::{find_runs, find_unfinished, load_record, RunRecord};
 pub use run::density::{DensitySummary, DensityTest};
 pub use run::device::{describe_device, select_device, DeviceChoice};
 pub use run::eval::{eval_run, sample_run};

@@ -1,15 +1,16 @@
 //! Comparing density runs: test log-likelihood (higher is better) as mean ± std over seeds,
-//! the Δ against a baseline paired by seed, bits per dimension for images, and the overlaid
-//! validation curves.
+//! the Δ against a baseline paired by seed, bits per dimension for images, the validation
+//! curves aggregated per model and the differences as points with error bars.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use flowvae_plot::{line_chart, Series};
 use flowvae_train::write_atomic;
 
-use super::compare::{cell, mean_std, RunRecord};
+use super::compare::{write_plots, PlotTitles};
+use super::groups::group_runs;
+use super::records::RunRecord;
+use super::stats::{cell, mean_std};
 use crate::error::{Result, RunnerError};
 use crate::run::density::DensitySummary;
 use crate::run::summary::RunSummary;
@@ -21,46 +22,17 @@ fn density(record: &RunRecord) -> Option<&DensitySummary> {
     }
 }
 
-/// Per-seed test log-likelihoods of a model's runs.
-fn by_seed(runs: &[&RunRecord]) -> BTreeMap<u64, f64> {
-    runs.iter()
-        .filter_map(|r| density(r).map(|s| (s.seed, s.test.log_likelihood)))
-        .collect()
-}
-
-/// Δ log-likelihood against the baseline, paired by seed when every run has a partner.
-fn delta(mine: &[&RunRecord], base: &[&RunRecord]) -> String {
-    let (mine, theirs) = (by_seed(mine), by_seed(base));
-    let paired: Vec<f64> = mine
-        .iter()
-        .filter_map(|(seed, v)| theirs.get(seed).map(|b| v - b))
-        .collect();
-    if !paired.is_empty() && paired.len() == mine.len() {
-        return match mean_std(&paired) {
-            (m, Some(s)) => format!("{m:+.2} ± {s:.2} (paired)"),
-            (m, None) => format!("{m:+.2} (paired)"),
-        };
-    }
-    let mean = |m: &BTreeMap<u64, f64>| mean_std(&m.values().copied().collect::<Vec<_>>()).0;
-    format!("{:+.2}", mean(&mine) - mean(&theirs))
-}
-
-/// Writes `comparison.md`, `comparison.csv` and `plots/compare_curves.png` for density runs;
-/// returns the Markdown.
+/// Writes `comparison.md`, `comparison.csv` and the plots (`plots/compare_*.{png,svg}`) for
+/// density runs; returns the Markdown.
 pub(crate) fn compare_density(
     runs: &[RunRecord],
     out: &Path,
     baseline: Option<&str>,
 ) -> Result<String> {
-    let mut groups: Vec<(String, Vec<&RunRecord>)> = Vec::new();
-    let first_baseline = runs.iter().filter(|r| Some(r.label.as_str()) == baseline);
-    for run in first_baseline.chain(runs.iter().filter(|r| Some(r.label.as_str()) != baseline)) {
-        match groups.iter_mut().find(|(key, _)| *key == run.group_key) {
-            Some((_, members)) => members.push(run),
-            None => groups.push((run.group_key.clone(), vec![run])),
-        }
-    }
-    let base = baseline.and_then(|b| groups.iter().find(|(_, g)| g[0].label == b));
+    let groups = group_runs(runs, baseline);
+    let base = groups
+        .first()
+        .filter(|g| baseline == Some(g.label.as_str()));
     let mut md = String::from(
         "Test log-likelihood per example (nats; logit space for images, data units for \
          tables). Higher is better.\n\n| model | flow | params | seeds | test log-likelihood |",
@@ -74,7 +46,8 @@ pub(crate) fn compare_density(
     md.push_str(if base.is_some() { "---|" } else { "" });
     md.push_str("---|---|---|\n");
     let mut csv = String::from("model,flow,parameters,seeds,log_likelihood_mean,log_likelihood_std,bits_per_dim_mean,best_epoch_mean,train_seconds_mean\n");
-    for (_, members) in &groups {
+    for group in &groups {
+        let members = &group.runs;
         let summaries: Vec<&DensitySummary> = members.iter().filter_map(|r| density(r)).collect();
         let values = |f: &dyn Fn(&DensitySummary) -> Option<f64>| -> Vec<f64> {
             summaries.iter().filter_map(|s| f(s)).collect()
@@ -93,9 +66,10 @@ pub(crate) fn compare_density(
             cell(&ll, 2)
         );
         match base {
-            Some((_, b)) if std::ptr::eq(b[0], members[0]) => md.push_str("  |"),
-            Some((_, b)) => {
-                let _ = write!(md, " {} |", delta(members, b));
+            Some(b) if std::ptr::eq(b, group) => md.push_str("  |"),
+            Some(b) => {
+                let delta = group.delta(b).map(|d| d.markdown());
+                let _ = write!(md, " {} |", delta.unwrap_or_else(|| "–".into()));
             }
             None => {}
         }
@@ -123,20 +97,12 @@ pub(crate) fn compare_density(
         .map_err(|e| RunnerError::io(out, "cannot create plots/", e))?;
     write_atomic(&out.join("comparison.md"), md.as_bytes())?;
     write_atomic(&out.join("comparison.csv"), csv.as_bytes())?;
-    let series: Vec<Series> = runs
-        .iter()
-        .map(|r| Series {
-            name: format!("{} (seed {})", r.label, r.summary.seed().unwrap_or(0)),
-            points: r.val_curve.clone(),
-        })
-        .collect();
-    let path = out.join("plots/compare_curves.png");
-    line_chart(
-        &path,
-        "validation log-likelihood",
-        "epoch",
-        "nats per example",
-        &series,
-    )?;
+    let titles = PlotTitles {
+        curves: "validation log-likelihood",
+        y_label: "nats per example",
+        delta: "test log-likelihood".into(),
+        better: "higher is better",
+    };
+    write_plots(&groups, out, &titles)?;
     Ok(md)
 }

@@ -19,7 +19,7 @@ use flowvae_nn::{seeded, standard_normal, SeededRng};
 use flowvae_vae::FlowVae;
 use flowvae_vae::LogSumExp;
 use flowvae_vae::{repeat_rows, EncoderOutput};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunnerError};
 use crate::run::eval::load_run;
@@ -45,7 +45,7 @@ pub struct GapOptions {
 }
 
 /// Means over the images, in nats (higher ELBO is better; the gaps are ≥ 0 up to noise).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GapReport {
     pub split: String,
     pub images: usize,

@@ -21,6 +21,7 @@ use crate::error::{Result, RunnerError};
 use crate::experiment::overrides;
 use crate::experiment::Experiment;
 use crate::report::compare;
+use crate::report::records::load_record;
 use summary::{ComparisonSummary, RunSummary, Versions};
 
 /// Where and how a run is written.
@@ -120,7 +121,7 @@ fn run_variants(
     for (name, single) in exp.expand() {
         let existing = run.path().join(&name);
         if resume && existing.join("summary.json").is_file() {
-            records.push(compare::load_record(&existing)?);
+            records.push(load_record(&existing)?);
             continue;
         }
         tracing::info!("model {name}: flow {}", eval::flow_label(&single));
@@ -132,7 +133,7 @@ fn run_variants(
         let text = Experiment::Vae(single.clone()).to_yaml();
         write_atomic(&child.file("config.yaml")?, text.as_bytes())?;
         child.log_failure(eval::run_vae(&single, &name, &child, device, resume))?;
-        records.push(compare::load_record(child.path())?);
+        records.push(load_record(child.path())?);
     }
     let baseline = exp.variants.first().map(|v| v.name.as_str());
     let table = compare::compare(&records, run.path(), baseline)?;

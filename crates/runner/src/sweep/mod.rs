@@ -16,6 +16,8 @@ use crate::experiment::overrides::Override;
 use crate::experiment::yaml;
 use crate::experiment::Experiment;
 use crate::report::compare;
+use crate::report::html::{report, ReportOptions};
+use crate::report::records::{find_runs, load_record};
 use crate::Device;
 use flowvae_train::{timestamp_id, write_atomic, RunDir};
 
@@ -354,13 +356,14 @@ fn run_workers(
 }
 
 /// Compares every finished point of a sweep folder, against the sweep file's `baseline` when
-/// it names one (an error lists the models when it names none of them).
+/// it names one (an error lists the models when it names none of them), and writes the
+/// folder's `report.html`.
 pub fn summarize(dir: &Path) -> Result<String> {
     let sweep_file = dir.join("sweep.yaml");
     let config: SweepConfig = yaml::load(&sweep_file)?;
-    let records = compare::find_runs(dir)
+    let records = find_runs(dir)
         .iter()
-        .map(|r| compare::load_record(r))
+        .map(|r| load_record(r))
         .collect::<Result<Vec<_>>>()?;
     if let Some(baseline) = &config.baseline {
         if !records.iter().any(|r| &r.label == baseline) {
@@ -377,7 +380,11 @@ pub fn summarize(dir: &Path) -> Result<String> {
             });
         }
     }
-    compare::compare(&records, dir, config.baseline.as_deref())
+    let table = compare::compare(&records, dir, config.baseline.as_deref())?;
+    let mut options = ReportOptions::new(dir.join("report.html"));
+    options.baseline = config.baseline;
+    report(&[dir.to_path_buf()], &options)?;
+    Ok(table)
 }
 
 #[cfg(test)]
