@@ -137,7 +137,11 @@ impl Chart for Drawing {
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(0)
-            .x_label_formatter(&|v| fmt_num(*v))
+            // Ticks are sums of float steps: one a rounding error away from 0 reads `0`.
+            .x_label_formatter(&|v| {
+                let tiny = 1e-9 * (self.x.1 - self.x.0).abs();
+                fmt_num(if v.abs() < tiny { 0.0 } else { *v })
+            })
             .x_label_style(font(13.0))
             .x_desc(self.x_label.as_str())
             .axis_desc_style(font(14.0))
@@ -232,6 +236,45 @@ mod tests {
         assert!(at("sylvester_householder") < at("sylvester_triangular"));
         assert!(!svg.contains("broken"));
         assert!(svg.contains("-1.45 ± 0.50"), "value labels");
+    }
+
+    /// The digits study's differences, whose axis has a tick a rounding error from 0: it
+    /// reads `0`, not `-1.1e-16`.
+    #[test]
+    fn a_tick_at_zero_reads_zero() {
+        let study = [
+            (-0.30, 0.20),
+            (-0.29, 0.06),
+            (-0.25, 0.23),
+            (-0.24, 0.11),
+            (-0.24, 0.21),
+            (-0.24, 0.23),
+            (-0.23, 0.22),
+            (-0.21, 0.11),
+            (-0.21, 0.12),
+            (-0.18, 0.23),
+            (-0.15, 0.16),
+            (-0.12, 0.13),
+            (0.01, 0.15),
+            (0.07, 0.40),
+        ];
+        let points: Vec<DeltaPoint> = study
+            .iter()
+            .enumerate()
+            .map(|(i, &(delta, se))| DeltaPoint {
+                label: format!("m{i}"),
+                delta,
+                error: Some(se),
+            })
+            .collect();
+        let chart = DeltaChart {
+            title: "t",
+            x_label: "x",
+            points: &points,
+        };
+        let svg = chart.svg().unwrap();
+        assert!(!svg.contains("e-1"), "a tick in scientific notation");
+        assert!(svg.contains(">\n0\n</text>"), "no tick reads 0");
     }
 
     #[test]
