@@ -39,6 +39,12 @@ fn a_flow_prior_runs_end_to_end_and_bad_priors_are_refused_first() {
         summary.contains("planar(k=2); prior: flow maf(hidden=[16], k=2)"),
         "{summary}"
     );
+    // A comparison run writes its HTML report beside its table.
+    let page = std::fs::read_to_string(results.join("quickstart/p/report.html")).unwrap();
+    assert!(
+        page.contains("mog") && page.contains("planar"),
+        "report lacks a model"
+    );
     // A variant's own prior replaces the experiment's.
     let mog = std::fs::read_to_string(results.join("quickstart/p/mog/summary.json")).unwrap();
     assert!(mog.contains("none (VAE); prior: mixture(3)"), "{mog}");

@@ -21,6 +21,7 @@ use crate::error::{Result, RunnerError};
 use crate::experiment::overrides;
 use crate::experiment::Experiment;
 use crate::report::compare;
+use crate::report::html::{report, ReportOptions};
 use crate::report::records::load_record;
 use summary::{ComparisonSummary, RunSummary, Versions};
 
@@ -137,6 +138,9 @@ fn run_variants(
     }
     let baseline = exp.variants.first().map(|v| v.name.as_str());
     let table = compare::compare(&records, run.path(), baseline)?;
+    let mut options = ReportOptions::new(run.path().join("report.html"));
+    options.baseline = baseline.map(str::to_string);
+    report(&[run.path().to_path_buf()], &options)?;
     println!("{table}");
     RunSummary::Comparison(ComparisonSummary {
         comparison: "comparison.md".into(),
