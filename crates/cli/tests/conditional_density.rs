@@ -127,20 +127,36 @@ fn a_class_conditional_density_samples_and_scores_each_class() {
     for ((i, _), score) in threes.iter().zip(&file_scores) {
         assert_eq!(own_scores[*i], *score, "test row {i}");
     }
-    // A file of rows carries no classes: the condition must be given.
-    let rows = dir.path().join("rows.csv");
-    std::fs::write(&rows, format!("{}\n", vec!["0.5"; 64].join(","))).unwrap();
-    let err = fails(&[
+    // A file whose rows end with their class scores as the split did; a class the run never
+    // saw names the row.
+    let with_labels = out("with_labels.csv");
+    let args = [
         "logprob",
         run_arg,
         "--input",
-        rows.to_str().unwrap(),
+        &exported,
         "--output",
-        &out("r.csv"),
-    ]);
-    assert!(err
-        .unwrap()
-        .contains("give the condition of the rows with --context"));
+        &with_labels,
+    ];
+    assert_eq!(fails(&args), None);
+    let file_scores = std::fs::read_to_string(&with_labels).unwrap();
+    let file_scores: Vec<&str> = file_scores.lines().skip(1).collect();
+    assert_eq!(file_scores, own_scores);
+    let bad_row = dir.path().join("bad_row.csv");
+    std::fs::write(&bad_row, format!("{},12\n", vec!["0.5"; 64].join(","))).unwrap();
+    let args = [
+        "logprob",
+        run_arg,
+        "--input",
+        bad_row.to_str().unwrap(),
+        "--output",
+        &out("b.csv"),
+    ];
+    let err = fails(&args).unwrap();
+    assert!(
+        err.contains("data row 1: `12` is not a class the run was trained on"),
+        "{err}"
+    );
 }
 
 /// A CSV whose column `c` shifts the other two: `a ~ N(3c, 1)`, `b ~ N(−c, 0.5)`.

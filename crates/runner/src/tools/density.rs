@@ -12,13 +12,15 @@ use flowvae_nn::seeded;
 use super::transform::{header, read_csv, write_rows, Input};
 use crate::error::{Result, RunnerError};
 use crate::experiment::Experiment;
+use crate::run::density::condition::FittedCondition;
 use crate::run::density::preprocess::Prepared;
 use crate::run::density::{condition, conditioned};
 use crate::run::density::{load_trained, TrainedDensity};
 
 /// The rows of `input` as `(n, D)`: a CSV of the trained width (grey levels in `[0, 1]` for
 /// images) or a split of the run's own data; with the contexts `(n, C)` of a conditional run:
-/// `--context` for every row, or else a split's own.
+/// `--context` for every row, or else a split's own, or in a file each row's condition after
+/// its data values.
 fn rows(
     trained: &TrainedDensity,
     input: Input<'_>,
@@ -26,14 +28,23 @@ fn rows(
     device: &Device,
 ) -> Result<(Tensor, Option<Tensor>)> {
     let dim = trained.model.dist.flow().dim();
-    let (values, n, own) = match input {
-        Input::Csv(path) => {
+    let (values, n, own) = match (input, &trained.condition) {
+        (Input::Csv(path), Some(fitted)) if context.is_none() => {
+            let (values, contexts) = conditioned_rows(trained, fitted, path)?;
+            let (n, width) = (values.len() / dim, fitted.width());
+            (
+                values,
+                n,
+                Some(Tensor::from_vec(contexts, (n, width), device)?),
+            )
+        }
+        (Input::Csv(path), _) => {
             let range = trained.prepared.levels().map(|_| (0.0, 1.0));
             let values = read_csv(path, dim, range)?;
             let n = values.len() / dim;
             (values, n, None)
         }
-        Input::Split(name) => {
+        (Input::Split(name), _) => {
             let data = condition::load(&trained.experiment.data)?;
             let split = split_by_name(data.splits, name)?;
             let all: Vec<usize> = (0..split.n).collect();
@@ -47,15 +58,43 @@ fn rows(
     let x = Tensor::from_vec(values, (n, dim), device)?;
     let context = match context {
         Some(text) => Some(repeated_context(trained, text, n, device)?),
-        None if trained.condition.is_some() && own.is_none() => {
-            return Err(context_error(
-                "this run is a conditional density: give the condition of the rows with \
-                 --context (a class, or the condition columns' values)",
-            ))
-        }
         None => own,
     };
     Ok((x, context))
+}
+
+/// The rows of a file for a conditional run: each row's `D` data values followed by its
+/// condition (a class, or the condition columns' values); returns the data rows and the
+/// encoded contexts.
+fn conditioned_rows(
+    trained: &TrainedDensity,
+    fitted: &FittedCondition,
+    path: &Path,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let dim = trained.model.dist.flow().dim();
+    let width = dim + fitted.raw_width();
+    let values = read_csv(path, width, None)?;
+    let pixels = trained.prepared.levels().is_some();
+    let (mut rows, mut contexts) = (Vec::new(), Vec::new());
+    for (i, row) in values.chunks(width).enumerate() {
+        let bad = |message: String| RunnerError::Config {
+            file: path.to_path_buf(),
+            location: None,
+            message: format!("data row {}: {message}", i + 1),
+        };
+        let (x, condition) = row.split_at(dim);
+        if let Some(v) = x.iter().find(|v| pixels && !(0.0..=1.0).contains(*v)) {
+            return Err(bad(format!("pixel value {v} is outside [0, 1]")));
+        }
+        let text: Vec<String> = condition.iter().map(f32::to_string).collect();
+        let context = fitted.parse(&text.join(",")).map_err(|e| match e {
+            RunnerError::Config { message, .. } => bad(message),
+            other => other,
+        })?;
+        rows.extend_from_slice(x);
+        contexts.extend(context);
+    }
+    Ok((rows, contexts))
 }
 
 fn context_error(message: &str) -> RunnerError {

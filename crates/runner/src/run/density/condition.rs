@@ -39,6 +39,14 @@ impl FittedCondition {
         }
     }
 
+    /// Numbers per row that give a condition in a file: a class, or the condition columns.
+    pub fn raw_width(&self) -> usize {
+        match self {
+            Self::Labels { .. } => 1,
+            Self::Columns { names, .. } => names.len(),
+        }
+    }
+
     /// In words, for summaries.
     pub fn describe(&self) -> String {
         match self {
