@@ -234,6 +234,39 @@ fn a_csv_column_conditions_the_others() {
     assert!(err
         .unwrap()
         .contains("expected 1 finite numbers separated by commas, the values of c"));
+    // `rows` writes the condition column after the data; scored as a file, the rows get the
+    // scores the split's own rows get, and the run's samples carry the conditions they were
+    // drawn at: the first test rows'.
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (test_rows, own, file) = (path("test.csv"), path("own.csv"), path("file.csv"));
+    assert_eq!(
+        fails(&["rows", run_arg, "--split", "test", "--output", &test_rows]),
+        None
+    );
+    assert_eq!(fails(&["logprob", run_arg, "--output", &own]), None);
+    assert_eq!(
+        fails(&["logprob", run_arg, "--input", &test_rows, "--output", &file]),
+        None
+    );
+    let numbers = |p: &str| -> Vec<Vec<f64>> {
+        let text = std::fs::read_to_string(p).unwrap();
+        let rows = text.lines().skip(1);
+        rows.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+            .collect()
+    };
+    for (a, b) in numbers(&own).iter().zip(numbers(&file)) {
+        assert!((a[0] - b[0]).abs() < 1e-3, "{a:?} vs {b:?}");
+    }
+    let header = std::fs::read_to_string(&test_rows).unwrap();
+    assert!(header.starts_with("x0,x1,c\n"), "{}", &header[..20]);
+    let samples = std::fs::read_to_string(run.join("samples.csv")).unwrap();
+    assert!(samples.starts_with("x0,x1,c\n"), "{}", &samples[..20]);
+    let drawn = numbers(run.join("samples.csv").to_str().unwrap());
+    let tested = numbers(&test_rows);
+    assert_eq!(drawn.len(), tested.len().min(64));
+    for (d, t) in drawn.iter().zip(&tested) {
+        assert!((d[2] - t[2]).abs() < 1e-4, "{d:?} vs {t:?}");
+    }
 }
 
 #[test]

@@ -244,8 +244,9 @@ pub fn sample(
 }
 
 /// `flowvae rows <run> --split S --output F.csv`: the rows of a split of a density run's
-/// data as the run reads them (grey levels in `[0, 1]` for images), with a `label` column
-/// when the data have classes: the exact split, to train another library on.
+/// data as the run reads them (grey levels in `[0, 1]` for images), followed by the condition
+/// columns of a column-conditioned run, or else a `label` column when the data have classes:
+/// the exact split, to train another library on, or to score with `logprob`.
 pub fn export_split(run: &Path, split: &str, out: &Path) -> Result<usize> {
     let Experiment::Density(experiment) = Experiment::load(&run.join("config.yaml"))? else {
         return Err(RunnerError::Config {
@@ -258,12 +259,25 @@ pub fn export_split(run: &Path, split: &str, out: &Path) -> Result<usize> {
     let rows = split_by_name(data.splits, split)?;
     let values: Vec<Vec<f32>> = rows.images.chunks(rows.dim).map(<[f32]>::to_vec).collect();
     let mut columns = header("x", rows.dim);
-    if !rows.has_labels() {
-        return write_rows(out, &columns, &[values]);
+    let mut blocks = vec![values];
+    let all: Vec<usize> = (0..rows.n).collect();
+    let context = data
+        .contexts
+        .as_ref()
+        .map(|c| c.rows(split, &all, &Device::Cpu));
+    let conditions = match (data.contexts.as_ref(), context.transpose()?) {
+        (Some(c), Some(t)) => c.fitted.in_data_units(&t)?,
+        _ => None,
+    };
+    if let Some((names, raw)) = conditions {
+        // Column conditions, in the data's units, where a file's condition goes.
+        columns.extend(names);
+        blocks.push(raw);
+    } else if rows.has_labels() {
+        columns.push("label".into());
+        blocks.push(rows.labels.iter().map(|&l| vec![f32::from(l)]).collect());
     }
-    columns.push("label".into());
-    let labels: Vec<Vec<f32>> = rows.labels.iter().map(|&l| vec![f32::from(l)]).collect();
-    write_rows(out, &columns, &[values, labels])
+    write_rows(out, &columns, &blocks)
 }
 
 /// Whether `run` is a density run (its `config.yaml` has a `density:` section).

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, RunnerError};
 use crate::experiment::density::{Condition, DensityData};
 
+/// Column names and rows of values, `(n, C)`.
+pub type NamedColumns = (Vec<String>, Vec<Vec<f32>>);
+
 /// A condition fitted on the training split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -45,6 +48,23 @@ impl FittedCondition {
             Self::Labels { .. } => 1,
             Self::Columns { names, .. } => names.len(),
         }
+    }
+
+    /// For a column condition, its names and the context rows `(n, C)` back in the data's
+    /// units; `None` for labels.
+    pub fn in_data_units(&self, context: &Tensor) -> Result<Option<NamedColumns>> {
+        let Self::Columns { names, mean, std } = self else {
+            return Ok(None);
+        };
+        let rows: Vec<Vec<f32>> = context.to_vec2()?;
+        let raw = rows
+            .iter()
+            .map(|r| {
+                let unit = |(j, v): (usize, &f32)| (*v as f64 * std[j] + mean[j]) as f32;
+                r.iter().enumerate().map(unit).collect()
+            })
+            .collect();
+        Ok(Some((names.clone(), raw)))
     }
 
     /// In words, for summaries.

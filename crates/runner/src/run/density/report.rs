@@ -223,9 +223,19 @@ fn plots(job: &Job<'_>) -> Result<()> {
             &caption,
         )?;
     } else {
-        let rows: Vec<Vec<f32>> = x.to_vec2()?;
-        let columns = crate::tools::transform::header("x", train.dim);
-        crate::tools::transform::write_rows(&run.file("samples.csv")?, &columns, &[rows])?;
+        let mut columns = crate::tools::transform::header("x", train.dim);
+        let mut blocks = vec![x.to_vec2::<f32>()?];
+        // Column-conditioned samples carry the condition they were drawn at, in data units.
+        let given = job.contexts.zip(context.as_ref());
+        if let Some((names, values)) = given
+            .map(|(c, t)| c.fitted.in_data_units(t))
+            .transpose()?
+            .flatten()
+        {
+            columns.extend(names);
+            blocks.push(values);
+        }
+        crate::tools::transform::write_rows(&run.file("samples.csv")?, &columns, &blocks)?;
     }
     Ok(())
 }
