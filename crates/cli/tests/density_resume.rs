@@ -19,14 +19,6 @@ fn rows(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// metrics.csv without its wall-time column.
-fn metrics(dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    text.lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
-}
-
 fn start(root: &Path, exp: &Path, id: &str) -> std::process::Child {
     exe()
         .args(["run", exp.to_str().unwrap(), "--results"])
@@ -79,8 +71,8 @@ fn a_killed_and_resumed_density_run_matches_the_uninterrupted_one() {
         "the run finished before it could be killed ({kills} kills)"
     );
     assert_eq!(
-        metrics(&full),
-        metrics(&killed),
+        common::metrics_without_time(&full),
+        common::metrics_without_time(&killed),
         "metrics differ after {kills} kills"
     );
     let best = |d: &Path| std::fs::read(d.join("checkpoints/best.safetensors")).unwrap();

@@ -8,14 +8,6 @@ mod common;
 
 use common::flowvae as exe;
 
-/// metrics.csv without its wall-time column.
-fn metrics(dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    text.lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
-}
-
 fn run(root: &Path, exp: &Path, id: &str) -> PathBuf {
     let status = exe()
         .args([
@@ -60,8 +52,8 @@ fn a_killed_and_resumed_run_matches_the_uninterrupted_one() {
     );
     assert!(!killed.join(".lock").exists());
     assert_eq!(
-        metrics(&full),
-        metrics(&killed),
+        common::metrics_without_time(&full),
+        common::metrics_without_time(&killed),
         "metrics differ after {kills} kills"
     );
     let best = |d: &Path| std::fs::read(d.join("checkpoints/best.safetensors")).unwrap();
@@ -79,5 +71,8 @@ fn a_killed_and_resumed_run_matches_the_uninterrupted_one() {
         .output()
         .unwrap();
     assert!(again.status.success());
-    assert_eq!(metrics(&full), metrics(&killed));
+    assert_eq!(
+        common::metrics_without_time(&full),
+        common::metrics_without_time(&killed)
+    );
 }

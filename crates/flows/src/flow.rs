@@ -24,6 +24,14 @@ impl<'a> Conditioning<'a> {
         Self::default()
     }
 
+    /// A context only (or nothing): a conditional density's condition, `(B, C)`.
+    pub fn context(context: Option<&'a Tensor>) -> Self {
+        Self {
+            params: None,
+            context,
+        }
+    }
+
     /// Per-sample parameters only.
     pub fn params(params: &'a Tensor) -> Self {
         Self {

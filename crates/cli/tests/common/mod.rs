@@ -141,3 +141,12 @@ pub fn kill_and_resume(
     }
     (child.wait().unwrap().success(), kills)
 }
+
+/// A run's `metrics.csv` rows without their last column, the wall time (which differs between
+/// runs that are otherwise bit-identical).
+pub fn metrics_without_time(run: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    text.lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}

@@ -20,8 +20,6 @@ use flowvae_train::{write_atomic, RunDir};
 use crate::error::{Result, RunnerError};
 use crate::experiment::overrides;
 use crate::experiment::Experiment;
-use crate::report::compare;
-use crate::report::html::{report, ReportOptions};
 use crate::report::records::load_record;
 use summary::{ComparisonSummary, RunSummary, Versions};
 
@@ -137,10 +135,7 @@ fn run_variants(
         records.push(load_record(child.path())?);
     }
     let baseline = exp.variants.first().map(|v| v.name.as_str());
-    let table = compare::compare(&records, run.path(), baseline)?;
-    let mut options = ReportOptions::new(run.path().join("report.html"));
-    options.baseline = baseline.map(str::to_string);
-    report(&[run.path().to_path_buf()], &options)?;
+    let table = crate::report::compare_into(&records, run.path(), baseline)?;
     println!("{table}");
     RunSummary::Comparison(ComparisonSummary {
         comparison: "comparison.md".into(),

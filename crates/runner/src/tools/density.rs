@@ -6,15 +6,15 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::split_by_name;
-use flowvae_flows::Stream;
+use flowvae_flows::{Conditioning, Stream};
 use flowvae_nn::seeded;
 
 use super::transform::{header, read_csv, write_rows, Input};
 use crate::error::{Result, RunnerError};
 use crate::experiment::Experiment;
+use crate::run::density::condition;
 use crate::run::density::condition::FittedCondition;
 use crate::run::density::preprocess::Prepared;
-use crate::run::density::{condition, conditioned};
 use crate::run::density::{load_trained, TrainedDensity};
 
 /// The rows of `input` as `(n, D)`: a CSV of the trained width (grey levels in `[0, 1]` for
@@ -149,7 +149,7 @@ fn score(
     let (z, prep_log_det) = trained.prepared.to_flow(x, None)?;
     let flow = trained.model.dist.flow();
     flow.set_training(false);
-    let (base_point, _) = flow.inverse(&z, conditioned(context))?;
+    let (base_point, _) = flow.inverse(&z, Conditioning::context(context))?;
     let ll = trained.model.log_prob(&z, context)?;
     let ll = match trained.prepared {
         Prepared::Logit { .. } => ll,
@@ -199,7 +199,7 @@ pub fn transform(
         let context = given_context(&trained, context, n, device)?;
         let flow = trained.model.dist.flow();
         flow.set_training(false);
-        let (y, _) = flow.forward(&z, conditioned(context.as_ref()))?;
+        let (y, _) = flow.forward(&z, Conditioning::context(context.as_ref()))?;
         let x: Vec<Vec<f32>> = trained.prepared.to_data(&y)?.to_vec2()?;
         return write_rows(out, &header("x", dim), &[x]);
     }
@@ -237,7 +237,7 @@ pub fn sample(
         &mut rng,
         DType::F32,
         device,
-        conditioned(context.as_ref()),
+        Conditioning::context(context.as_ref()),
     )?;
     let x = trained.prepared.to_data(&y)?;
     Ok((x, trained))

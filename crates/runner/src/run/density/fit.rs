@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use flowvae_data::Batcher;
-use flowvae_flows::{ParamStore, Stream};
+use flowvae_flows::{Conditioning, ParamStore, Stream};
 use flowvae_nn::{backward_with_sink, seeded};
 use flowvae_train::{
     load_checkpoint, save_checkpoint, write_atomic, Checkpoint, LoopState, MetricsWriter,
@@ -16,7 +16,7 @@ use flowvae_train::{
 };
 
 use super::preprocess::{self, Prepared};
-use super::{conditioned, log_likelihoods, mean, Job};
+use super::{log_likelihoods, mean, Job};
 use crate::error::{Result, RunnerError};
 use crate::experiment::density::ExperimentDensity;
 
@@ -74,7 +74,7 @@ impl Job<'_> {
             model.dist.flow().set_training(true);
             let nll = model
                 .dist
-                .log_prob(&z, conditioned(context.as_ref()))?
+                .log_prob(&z, Conditioning::context(context.as_ref()))?
                 .mean_all()?
                 .neg()?;
             let value = nll.to_dtype(DType::F64)?.to_scalar::<f64>()?;

@@ -75,15 +75,7 @@ impl DensityModel {
     /// (conditional densities), in evaluation mode.
     pub fn log_prob(&self, z: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
         self.dist.flow().set_training(false);
-        Ok(self.dist.log_prob(z, conditioned(context))?)
-    }
-}
-
-/// The conditioning of a density model: a context or nothing.
-pub(crate) fn conditioned(context: Option<&Tensor>) -> Conditioning<'_> {
-    Conditioning {
-        params: None,
-        context,
+        Ok(self.dist.log_prob(z, Conditioning::context(context))?)
     }
 }
 

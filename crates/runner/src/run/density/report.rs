@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use flowvae_flows::{ParamStore, Stream};
+use flowvae_flows::{Conditioning, ParamStore, Stream};
 use flowvae_nn::seeded;
 use flowvae_plot::{image_grid, line_chart, Series};
 use flowvae_train::read_metrics;
@@ -207,7 +207,7 @@ fn plots(job: &Job<'_>) -> Result<()> {
         &mut rng,
         DType::F32,
         device,
-        super::conditioned(context.as_ref()),
+        Conditioning::context(context.as_ref()),
     )?;
     let x = prepared.to_data(&z)?;
     let train = &splits.train;
