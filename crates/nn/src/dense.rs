@@ -44,7 +44,7 @@ pub struct Linear {
 /// How a layer's weight is masked.
 #[derive(Debug, Clone)]
 enum Masking {
-    /// No mask: the fused CPU kernel may run the layer.
+    /// No mask.
     None,
     /// `W ⊙ M` on every use (the product is part of each use's graph).
     PerUse(Tensor),
@@ -92,40 +92,40 @@ impl Linear {
         })
     }
 
-    fn unmasked(&self) -> bool {
-        matches!(self.masking, Masking::None)
+    /// The weight as used: `W ⊙ M` for a masked layer (a product node in this use's graph, so
+    /// gradients reach `W` through the mask), `W` otherwise.
+    fn effective_weight(&self) -> Result<Tensor> {
+        Ok(match &self.masking {
+            Masking::PerUse(mask) => (&self.weight * mask)?,
+            _ => self.weight.clone(),
+        })
     }
 
     /// `(B, in) → (B, out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.unmasked() && crate::fused_linear::applicable(x, &self.weight) {
-            return Ok(crate::fused_linear::linear(
-                x,
-                &self.weight,
-                &self.bias,
-                false,
-            )?);
-        }
-        let weight = match &self.masking {
-            Masking::PerUse(mask) => (&self.weight * mask)?,
-            _ => self.weight.clone(),
-        };
-        Ok(x.matmul(&weight.t()?)?.broadcast_add(&self.bias)?)
+        self.forward_with(x, false)
     }
-}
 
-impl Linear {
     /// `relu(x Wᵀ + b)`, `(B, in) → (B, out)`, as one fused node where possible.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        if self.unmasked() && crate::fused_linear::applicable(x, &self.weight) {
-            return Ok(crate::fused_linear::linear(
-                x,
-                &self.weight,
-                &self.bias,
-                true,
-            )?);
+        self.forward_with(x, true)
+    }
+
+    /// Masked layers run the fused kernel too, the mask applied inside it: MADE's wide layers
+    /// are most of a MAF's time, and a masked copy of the weight as a graph node of its own
+    /// costs several passes over it per step (product, its gradient, candle's accumulation).
+    fn forward_with(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        if crate::fused_linear::applicable(x, &self.weight) {
+            return Ok(match &self.masking {
+                Masking::PerUse(mask) => {
+                    crate::fused_linear::masked_linear(x, &self.weight, mask, &self.bias, relu)?
+                }
+                _ => crate::fused_linear::linear(x, &self.weight, &self.bias, relu)?,
+            });
         }
-        Ok(self.forward(x)?.relu()?)
+        let weight = self.effective_weight()?;
+        let y = x.matmul(&weight.t()?)?.broadcast_add(&self.bias)?;
+        Ok(if relu { y.relu()? } else { y })
     }
 }
 
@@ -160,10 +160,12 @@ impl Mlp {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h)?;
-            if i + 1 < self.layers.len() {
-                h = self.activation.apply(&h)?;
-            }
+            let hidden = i + 1 < self.layers.len();
+            h = match self.activation {
+                Activation::Relu if hidden => layer.forward_relu(&h)?,
+                activation if hidden => activation.apply(&layer.forward(&h)?)?,
+                _ => layer.forward(&h)?,
+            };
         }
         Ok(h)
     }

@@ -6,12 +6,15 @@
 //! graph; bias and ReLU are applied in one pass that also creates the node; the backward is
 //! `g' = g ⊙ 1[y > 0]`, `∂x = g' W` (only when `x` needs it), `∂W = g'ᵀ x`, `∂b = Σ_rows g'`.
 
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
+};
 
 use crate::fused::enabled;
 use crate::grad_sink;
 use crate::parallel_gemm::{matmul, Element, Strided};
 use crate::simd;
+use crate::weight_mask::{mask_in_place, masked_weight, with_mask, Stash};
 
 /// Whether [`linear`] runs fused for `x` `(B, in)` and `weight` `(out, in)`.
 pub fn applicable(x: &Tensor, weight: &Tensor) -> bool {
@@ -22,8 +25,8 @@ pub fn applicable(x: &Tensor, weight: &Tensor) -> bool {
         && x.rank() == 2
 }
 
-/// `act(x Wᵀ + b)`: `x` `(B, in)`, `weight` `(out, in)`, `bias` `(out,)` → `(B, out)`.
-pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor, relu: bool) -> Result<Tensor> {
+/// `x` `(B, in)`, `weight` `(out, in)` and `bias` `(out,)`, or an error that gives the shapes.
+fn check_shapes(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<()> {
     let (_, x_in) = x.dims2()?;
     let (out, w_in) = weight.dims2()?;
     if x_in != w_in || bias.elem_count() != out {
@@ -32,12 +35,56 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor, relu: bool) -> Result<
             bias.elem_count()
         );
     }
-    x.apply_op3(weight, bias, BiasAct { relu })
+    Ok(())
 }
 
-/// Forward node: `x Wᵀ` by [`matmul`], then the bias and activation in one pass.
+/// `act(x Wᵀ + b)`: `x` `(B, in)`, `weight` `(out, in)`, `bias` `(out,)` → `(B, out)`.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor, relu: bool) -> Result<Tensor> {
+    check_shapes(x, weight, bias)?;
+    x.apply_op3(
+        weight,
+        bias,
+        BiasAct {
+            relu,
+            mask: None,
+            stash: Stash::default(),
+        },
+    )
+}
+
+/// `act(x (W ⊙ M)ᵀ + b)` with a fixed 0/1 `mask` `(out, in)` (MADE): the same node as
+/// [`linear`], the product `W ⊙ M` formed inside it, so that a step's graph holds no masked
+/// copy of the weight and `W` receives `(∂ of W ⊙ M) ⊙ M` directly.
+pub fn masked_linear(
+    x: &Tensor,
+    weight: &Tensor,
+    mask: &Tensor,
+    bias: &Tensor,
+    relu: bool,
+) -> Result<Tensor> {
+    if mask.shape() != weight.shape() || mask.dtype() != weight.dtype() {
+        bail!(
+            "fused linear: mask {:?} {:?} for weight {:?} {:?}",
+            mask.shape(),
+            mask.dtype(),
+            weight.shape(),
+            weight.dtype()
+        );
+    }
+    check_shapes(x, weight, bias)?;
+    let mask = Some(mask.contiguous()?);
+    let stash = Stash::default();
+    x.apply_op3(weight, bias, BiasAct { relu, mask, stash })
+}
+
+/// Forward node: `x Wᵀ` (or `x (W ⊙ M)ᵀ`) by [`matmul`], then the bias and activation in one
+/// pass.
 struct BiasAct {
     relu: bool,
+    /// A contiguous 0/1 mask of the weight's shape and dtype.
+    mask: Option<Tensor>,
+    /// With a mask: the forward's `W ⊙ M`, for the backward.
+    stash: Stash,
 }
 
 /// The `(rows, cols)` matrix a rank-2 layout describes inside its storage.
@@ -93,6 +140,25 @@ macro_rules! bias_act {
     }};
 }
 
+impl BiasAct {
+    /// `x Wᵀ`, or `x (W ⊙ M)ᵀ` keeping `W ⊙ M` for the backward.
+    fn product<T: Element + WithDType>(
+        &self,
+        x: &[T],
+        lx: &Layout,
+        w: &[T],
+        lw: &Layout,
+    ) -> Result<Vec<T>> {
+        let Some(mask) = &self.mask else {
+            return product_xwt(x, lx, w, lw);
+        };
+        let w = with_mask(mask, |m: &[T]| masked_weight(w, lw, m))?;
+        let p = product_xwt(x, lx, &w, &Layout::contiguous(lw.shape()))?;
+        self.stash.keep(T::to_cpu_storage_owned(w));
+        Ok(p)
+    }
+}
+
 impl CustomOp3 for BiasAct {
     fn name(&self) -> &'static str {
         "fused-linear"
@@ -111,12 +177,12 @@ impl CustomOp3 for BiasAct {
         let (out_dim, _) = l2.shape().dims2()?;
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                let p = product_xwt(x, l1, w, l2)?;
+                let p = self.product(x, l1, w, l2)?;
                 let b = contiguous(b, l3, "bias")?;
                 CpuStorage::F32(bias_act!(&p[..], b, self.relu))
             }
             (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                let p = product_xwt(x, l1, w, l2)?;
+                let p = self.product(x, l1, w, l2)?;
                 let b = contiguous(b, l3, "bias")?;
                 CpuStorage::F64(bias_act!(&p[..], b, self.relu))
             }
@@ -139,12 +205,26 @@ impl CustomOp3 for BiasAct {
         let masked = res.apply_op2_no_bwd(&grad.contiguous()?, &MaskAndColumnSums(self.relu))?;
         let g = masked.narrow(0, 0, rows)?;
         let b_grad = masked.narrow(0, rows, 1)?.reshape(out)?;
-        let x_grad = if x.track_op() {
-            Some(g.apply_op2_no_bwd(&weight.detach(), &Product::GradInput)?)
-        } else {
-            None
+        let product = |which| Product {
+            which,
+            mask: self.mask.clone(),
         };
-        let w_grad = g.apply_op2_no_bwd(&x.detach(), &Product::GradWeight)?;
+        let kept = match self.mask {
+            Some(_) => self.stash.take(weight.dims2()?)?,
+            None => None,
+        };
+        let x_grad = match (x.track_op(), kept) {
+            (false, _) => None,
+            (true, Some(masked)) => {
+                let plain = Product {
+                    which: Which::GradInput,
+                    mask: None,
+                };
+                Some(g.apply_op2_no_bwd(&masked, &plain)?)
+            }
+            (true, None) => Some(g.apply_op2_no_bwd(&weight.detach(), &product(Which::GradInput))?),
+        };
+        let w_grad = g.apply_op2_no_bwd(&x.detach(), &product(Which::GradWeight))?;
         // Inside `grad_sink::backward` the parameters' gradients skip candle's zero-and-add.
         let w_grad = grad_sink::deposit(weight, w_grad)?;
         let b_grad = grad_sink::deposit(bias, b_grad)?;
@@ -153,14 +233,20 @@ impl CustomOp3 for BiasAct {
 }
 
 /// The backward products from the masked gradient `g` `(B, out)`: `g W` (with `W` `(out, in)`)
-/// or `gᵀ x` (with `x` `(B, in)`).
-enum Product {
+/// or `gᵀ x` (with `x` `(B, in)`). With a weight mask `M`, `W` reads as `W ⊙ M` and the
+/// weight's gradient comes out multiplied by `M`.
+struct Product {
+    which: Which,
+    mask: Option<Tensor>,
+}
+
+enum Which {
     GradInput,
     GradWeight,
 }
 
-fn backward_product<T: Element>(
-    which: &Product,
+fn backward_product<T: Element + WithDType>(
+    op: &Product,
     g: &[T],
     lg: &Layout,
     other: &[T],
@@ -168,18 +254,27 @@ fn backward_product<T: Element>(
 ) -> Result<(Vec<T>, Shape)> {
     let (rows, out, g) = strided(g, lg)?;
     let (o_rows, o_cols, o) = strided(other, lo)?;
-    Ok(match which {
-        Product::GradInput => (matmul(rows, out, o_cols, g, o), Shape::from((rows, o_cols))),
-        Product::GradWeight => {
+    Ok(match (&op.which, &op.mask) {
+        (Which::GradInput, None) => (matmul(rows, out, o_cols, g, o), Shape::from((rows, o_cols))),
+        (Which::GradInput, Some(mask)) => {
+            let w = with_mask(mask, |m: &[T]| masked_weight(other, lo, m))?;
+            let w = Strided::row_major(&w, o_cols);
+            (matmul(rows, out, o_cols, g, w), Shape::from((rows, o_cols)))
+        }
+        (Which::GradWeight, mask) => {
             let gt = Strided {
                 data: g.data,
                 row_stride: g.col_stride,
                 col_stride: g.row_stride,
             };
-            (
-                matmul(out, o_rows, o_cols, gt, o),
-                Shape::from((out, o_cols)),
-            )
+            let mut product = matmul(out, o_rows, o_cols, gt, o);
+            if let Some(mask) = mask {
+                with_mask(mask, |m: &[T]| {
+                    mask_in_place(&mut product, m);
+                    Ok(())
+                })?;
+            }
+            (product, Shape::from((out, o_cols)))
         }
     })
 }

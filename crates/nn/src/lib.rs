@@ -29,12 +29,13 @@ mod simd;
 mod small_gemm;
 mod stable;
 mod units;
+mod weight_mask;
 
 pub use checked_file::{parse_checked, read_checked, serialize_checked, CheckedFile, CHECKSUM_KEY};
 pub use dense::{soft_clamp, Activation, Linear, Mlp};
 pub use error::{NnError, Result};
 pub use fused_bce::bce_with_logits_sum;
-pub use fused_linear::linear;
+pub use fused_linear::{linear, masked_linear};
 pub use fused_split::split_columns;
 pub use grad_sink::backward as backward_with_sink;
 pub use parallel_gemm::{install as with_worker_pool, workers};

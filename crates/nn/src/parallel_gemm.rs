@@ -156,7 +156,7 @@ pub fn matmul<T: Element>(
 }
 
 /// The element types [`matmul`] takes (those gemm has kernels for that we use).
-pub trait Element: Copy + Default + Send + Sync + 'static {
+pub trait Element: Copy + Default + Send + Sync + 'static + std::ops::Mul<Output = Self> {
     /// The multiplicative identity.
     const ONE: Self;
 }

@@ -242,3 +242,66 @@ fn split_columns_gives_the_values_and_gradients_of_narrow() {
         assert_eq!(max_diff(&grad_of(&fused), &narrow_grad), 0.0);
     }
 }
+
+/// The gradients of `Σ y ⊙ r` with respect to `vars`.
+fn gradients(y: &Tensor, r: &Tensor, vars: &[&Var]) -> Vec<Tensor> {
+    let grads = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    vars.iter()
+        .map(|v| grads.get(v.as_tensor()).unwrap().clone())
+        .collect()
+}
+
+#[test]
+fn masked_fused_linear_matches_the_composition_in_values_and_gradients() {
+    // (3, 7, 4): the serial loops; (40, 300, 260): weights above the parallel chunk size. The
+    // weight is also read through a transposed view (a strided layout).
+    let mut rng = seeded(9, flowvae_nn::Stream::Scratch("masked-linear"));
+    for (rows, inputs, outputs) in [(3, 7, 4), (40, 300, 260)] {
+        let mut normal = |shape: (usize, usize)| {
+            standard_normal(&mut rng, shape, DType::F64, &Device::Cpu).unwrap()
+        };
+        let x = Var::from_tensor(&normal((rows, inputs))).unwrap();
+        let w = Var::from_tensor(&normal((outputs, inputs))).unwrap();
+        let w_t = Var::from_tensor(&w.as_tensor().t().unwrap().contiguous().unwrap()).unwrap();
+        let b = Var::from_tensor(&normal((1, outputs)).flatten_all().unwrap()).unwrap();
+        let mask = normal((outputs, inputs))
+            .ge(0.3)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap();
+        let r = normal((rows, outputs));
+        for relu in [false, true] {
+            let masked = (w.as_tensor() * &mask).unwrap();
+            let plain = x
+                .as_tensor()
+                .matmul(&masked.t().unwrap())
+                .unwrap()
+                .broadcast_add(b.as_tensor())
+                .unwrap();
+            let plain = if relu { plain.relu().unwrap() } else { plain };
+            let fused =
+                flowvae_nn::masked_linear(x.as_tensor(), w.as_tensor(), &mask, b.as_tensor(), relu)
+                    .unwrap();
+            assert!(max_diff(&plain, &fused) < 1e-10, "values (relu {relu})");
+            let want = gradients(&plain, &r, &[&x, &w, &b]);
+            // A second backward over the same graph forms the masked weight again.
+            for _ in 0..2 {
+                let got = gradients(&fused, &r, &[&x, &w, &b]);
+                for (name, (g0, g1)) in ["x", "W", "b"].iter().zip(want.iter().zip(&got)) {
+                    let diff = max_diff(g0, g1);
+                    assert!(diff < 1e-10, "∂{name} differs by {diff} (relu {relu})");
+                }
+            }
+            let strided = w_t.as_tensor().t().unwrap();
+            let via_view =
+                flowvae_nn::masked_linear(x.as_tensor(), &strided, &mask, b.as_tensor(), relu)
+                    .unwrap();
+            assert!(
+                max_diff(&plain, &via_view) < 1e-10,
+                "strided weight (relu {relu})"
+            );
+            let got = gradients(&via_view, &r, &[&w_t]);
+            assert!(max_diff(&want[1].t().unwrap(), &got[0]) < 1e-10);
+        }
+    }
+}

@@ -75,6 +75,21 @@ pub fn save(
     state: &LoopState,
     metrics_rows: &str,
 ) -> Result<()> {
+    write_atomic(
+        path,
+        &to_bytes(path, store, optimizer, state, metrics_rows)?,
+    )
+}
+
+/// The bytes [`save`] writes to `path` (named in errors): a snapshot, so that a later
+/// optimizer step cannot change them while they are written in the background.
+pub fn to_bytes(
+    path: &Path,
+    store: &ParamStore,
+    optimizer: Option<&Optimizer>,
+    state: &LoopState,
+    metrics_rows: &str,
+) -> Result<Vec<u8>> {
     let mut tensors = store.tensors()?;
     if let Some(opt) = optimizer {
         let (first, second) = opt.state();
@@ -96,11 +111,10 @@ pub fn save(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let bytes = serialize_checked(&tensors, metadata).map_err(|e| TrainError::File {
+    serialize_checked(&tensors, metadata).map_err(|e| TrainError::File {
         file: path.to_path_buf(),
         message: format!("cannot serialise the checkpoint: {e}"),
-    })?;
-    write_atomic(path, &bytes)
+    })
 }
 
 /// Reads a checkpoint written by [`save`], verifying its format and checksum (which covers

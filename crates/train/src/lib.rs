@@ -12,6 +12,7 @@
 //! that are run folders; a non-finite value never touches the last good checkpoint.
 #![warn(missing_docs)]
 
+mod background_write;
 mod checkpoint;
 mod config;
 mod cpu_time;
@@ -27,9 +28,10 @@ mod run_dir;
 mod trainer;
 mod values;
 
+pub use background_write::BackgroundWriter;
 pub use checkpoint::{
-    load as load_checkpoint, save as save_checkpoint, Checkpoint, LoopState,
-    FORMAT as CHECKPOINT_FORMAT,
+    load as load_checkpoint, save as save_checkpoint, to_bytes as checkpoint_bytes, Checkpoint,
+    LoopState, FORMAT as CHECKPOINT_FORMAT,
 };
 pub use config::{ObjectiveConfig, TrainVae};
 pub use cpu_time::process_cpu_seconds;

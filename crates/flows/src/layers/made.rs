@@ -93,11 +93,14 @@ impl Made {
     pub fn forward(&self, x: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
         let mut h = x.clone();
         for (l, layer) in self.hidden.iter().enumerate() {
-            h = layer.forward(&h)?;
-            if let (0, Some(ctx_layer), Some(ctx)) = (l, &self.context, context) {
-                h = (h + ctx_layer.forward(ctx)?)?;
-            }
-            h = self.activation.apply(&h)?;
+            h = match (l, &self.context, context) {
+                (0, Some(ctx_layer), Some(ctx)) => {
+                    let pre = (layer.forward(&h)? + ctx_layer.forward(ctx)?)?;
+                    self.activation.apply(&pre)?
+                }
+                _ if self.activation == Activation::Relu => layer.forward_relu(&h)?,
+                _ => self.activation.apply(&layer.forward(&h)?)?,
+            };
         }
         Ok(self.output.forward(&h)?)
     }

@@ -11,7 +11,7 @@ use flowvae_data::Batcher;
 use flowvae_flows::{Conditioning, ParamStore, Stream};
 use flowvae_nn::{backward_with_sink, seeded};
 use flowvae_train::{
-    load_checkpoint, save_checkpoint, write_atomic, Checkpoint, LoopState, MetricsWriter,
+    checkpoint_bytes, load_checkpoint, BackgroundWriter, Checkpoint, LoopState, MetricsWriter,
     Optimizer, Progress,
 };
 
@@ -148,6 +148,8 @@ pub(super) fn fit(job: &Job<'_>, resumed: Option<Checkpoint>) -> Result<(usize, 
     let mut best = -state.best_val;
     let epochs = exp.train.epochs.get();
     let mut progress = Progress::new("train", epochs as u64, "epochs");
+    // The checkpoints are written while the next epoch trains (in order, each atomically).
+    let mut writer = BackgroundWriter::new();
     let (started, before) = (Instant::now(), state.elapsed);
     let first = state.epochs_done + 1;
     let already_stopped = first > 1 && job.stops_after(state.epochs_done, state.best_epoch);
@@ -160,7 +162,7 @@ pub(super) fn fit(job: &Job<'_>, resumed: Option<Checkpoint>) -> Result<(usize, 
         if val > best {
             (best, state.best_epoch) = (val, epoch);
             let bytes = model.store.to_safetensors_bytes()?;
-            write_atomic(&run.file("checkpoints/best.safetensors")?, &bytes)?;
+            writer.write(&run.file("checkpoints/best.safetensors")?, bytes)?;
         }
         state = LoopState {
             epochs_done: epoch,
@@ -169,19 +171,16 @@ pub(super) fn fit(job: &Job<'_>, resumed: Option<Checkpoint>) -> Result<(usize, 
             elapsed,
             ..state
         };
-        save_checkpoint(
-            &last,
-            &model.store,
-            optimizer.as_ref(),
-            &state,
-            &metrics.rows_text(),
-        )?;
+        let rows = metrics.rows_text();
+        let bytes = checkpoint_bytes(&last, &model.store, optimizer.as_ref(), &state, &rows)?;
+        writer.write(&last, bytes)?;
         if job.stops_after(epoch, state.best_epoch) {
             let best_epoch = state.best_epoch;
             tracing::info!("early stop at epoch {epoch}: best {best:.3} at epoch {best_epoch}");
             break;
         }
     }
+    writer.wait()?;
     progress.finish();
     Ok((state.epochs_done, state.best_epoch, state.elapsed))
 }

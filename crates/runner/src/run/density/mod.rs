@@ -176,9 +176,13 @@ pub fn run_density(
         run,
         device,
     };
-    let (epochs, best_epoch, train_seconds) = fit::fit(&job, resumed)?;
-    model.store.load_into(&best_path)?;
-    report::finish(&job, (epochs, best_epoch, train_seconds))
+    // On the worker pool, so that each large product splits its work with this thread
+    // instead of waking the pool's threads for every matmul (see `flowvae_nn::workers`).
+    flowvae_nn::with_worker_pool(|| {
+        let (epochs, best_epoch, train_seconds) = fit::fit(&job, resumed)?;
+        model.store.load_into(&best_path)?;
+        report::finish(&job, (epochs, best_epoch, train_seconds))
+    })
 }
 
 /// What the stages of a density run share.
