@@ -257,6 +257,28 @@ fn a_csv_column_conditions_the_others() {
     for (a, b) in numbers(&own).iter().zip(numbers(&file)) {
         assert!((a[0] - b[0]).abs() < 1e-3, "{a:?} vs {b:?}");
     }
+    // `transform` writes each row's condition with its features, and `--inverse` maps that
+    // file straight back under the same conditions.
+    let (z, back) = (path("z.csv"), path("back.csv"));
+    let to_base = ["transform", run_arg, "--input", &test_rows, "--output", &z];
+    assert_eq!(fails(&to_base), None);
+    assert!(std::fs::read_to_string(&z)
+        .unwrap()
+        .starts_with("z0,z1,c,log_likelihood\n"));
+    let to_data = [
+        "transform",
+        run_arg,
+        "--input",
+        &z,
+        "--inverse",
+        "--output",
+        &back,
+    ];
+    assert_eq!(fails(&to_data), None);
+    for (x, t) in numbers(&back).iter().zip(numbers(&test_rows)) {
+        let worst = (0..2).map(|j| (x[j] - t[j]).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-3, "{x:?} vs {t:?}");
+    }
     let header = std::fs::read_to_string(&test_rows).unwrap();
     assert!(header.starts_with("x0,x1,c\n"), "{}", &header[..20]);
     let samples = std::fs::read_to_string(run.join("samples.csv")).unwrap();

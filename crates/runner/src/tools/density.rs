@@ -9,7 +9,7 @@ use flowvae_data::split_by_name;
 use flowvae_flows::{Conditioning, Stream};
 use flowvae_nn::seeded;
 
-use super::transform::{header, read_csv, write_rows, Input};
+use super::transform::{header, read_columns, read_csv, write_rows, Input};
 use crate::error::{Result, RunnerError};
 use crate::experiment::Experiment;
 use crate::run::density::condition;
@@ -71,10 +71,23 @@ fn conditioned_rows(
     fitted: &FittedCondition,
     path: &Path,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    let dim = trained.model.dist.flow().dim();
-    let width = dim + fitted.raw_width();
+    let width = trained.model.dist.flow().dim() + fitted.raw_width();
     let values = read_csv(path, width, None)?;
     let pixels = trained.prepared.levels().is_some();
+    split_conditions(trained, fitted, path, &values, pixels)
+}
+
+/// Rows of `D` values each followed by a condition (read from `path`) as the values and the
+/// encoded contexts; with `pixels`, values outside `[0, 1]` are refused.
+fn split_conditions(
+    trained: &TrainedDensity,
+    fitted: &FittedCondition,
+    path: &Path,
+    values: &[f32],
+    pixels: bool,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let dim = trained.model.dist.flow().dim();
+    let width = dim + fitted.raw_width();
     let (mut rows, mut contexts) = (Vec::new(), Vec::new());
     for (i, row) in values.chunks(width).enumerate() {
         let bad = |message: String| RunnerError::Config {
@@ -193,10 +206,7 @@ pub fn transform(
                 message: "--inverse maps base-space rows back: give them with --input".into(),
             });
         };
-        let values = read_csv(path, dim, None)?;
-        let n = values.len() / dim;
-        let z = Tensor::from_vec(values, (n, dim), device)?;
-        let context = given_context(&trained, context, n, device)?;
+        let (z, context) = base_rows(&trained, path, context, device)?;
         let flow = trained.model.dist.flow();
         flow.set_training(false);
         let (y, _) = flow.forward(&z, Conditioning::context(context.as_ref()))?;
@@ -206,9 +216,45 @@ pub fn transform(
     let (x, context) = rows(&trained, input, context, device)?;
     let (ll, z) = score(&trained, &x, context.as_ref())?;
     let mut columns = header("z", dim);
+    let mut blocks = vec![z.to_vec2()?];
+    // Each row's condition goes along, so that `--inverse` can map the file straight back.
+    if let (Some(fitted), Some(context)) = (&trained.condition, &context) {
+        let (names, raw) = fitted.raw_columns(context)?;
+        columns.extend(names);
+        blocks.push(raw);
+    }
     columns.push("log_likelihood".into());
-    let ll: Vec<Vec<f32>> = ll.unsqueeze(1)?.to_vec2()?;
-    write_rows(out, &columns, &[z.to_vec2()?, ll])
+    blocks.push(ll.unsqueeze(1)?.to_vec2()?);
+    write_rows(out, &columns, &blocks)
+}
+
+/// The base-space rows `(n, D)` of an `--inverse` input and their contexts: the columns
+/// `z0…z{D−1}` (by name when the file has a header, as `transform` writes it, so its
+/// `log_likelihood` column is skipped), and for a conditional run without `--context` each
+/// row's condition after them (`label`, or the condition columns).
+fn base_rows(
+    trained: &TrainedDensity,
+    path: &Path,
+    context: Option<&str>,
+    device: &Device,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let dim = trained.model.dist.flow().dim();
+    let mut wanted = header("z", dim);
+    let Some(fitted) = trained.condition.as_ref().filter(|_| context.is_none()) else {
+        let values = read_columns(path, &wanted)?;
+        let n = values.len() / dim;
+        let z = Tensor::from_vec(values, (n, dim), device)?;
+        return Ok((z, given_context(trained, context, n, device)?));
+    };
+    wanted.extend(fitted.raw_names());
+    let values = read_columns(path, &wanted)?;
+    let (values, contexts) = split_conditions(trained, fitted, path, &values, false)?;
+    let n = values.len() / dim;
+    let width = fitted.width();
+    Ok((
+        Tensor::from_vec(values, (n, dim), device)?,
+        Some(Tensor::from_vec(contexts, (n, width), device)?),
+    ))
 }
 
 /// `flowvae sample <run> -n N --temperature T [--context C]`: rows drawn from the model (given

@@ -79,6 +79,39 @@ pub fn read_csv(path: &Path, width: usize, range: Option<(f32, f32)>) -> Result<
     Ok(values)
 }
 
+/// Reads the columns named `wanted`, in that order, from a CSV whose header names its
+/// columns (others, such as a `log_likelihood` column, are skipped); a CSV without a header
+/// must have exactly those columns. Errors name the file and the missing column.
+pub fn read_columns(path: &Path, wanted: &[String]) -> Result<Vec<f32>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| RunnerError::io(path, "cannot read", e))?;
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+    let names: Option<Vec<&str>> = first
+        .filter(|l| l.split(',').any(|f| f.trim().parse::<f32>().is_err()))
+        .map(|l| l.split(',').map(str::trim).collect());
+    let Some(names) = names else {
+        return read_csv(path, wanted.len(), None);
+    };
+    let picked = wanted
+        .iter()
+        .map(|w| names.iter().position(|n| n == w))
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| RunnerError::Config {
+            file: path.into(),
+            location: Some((1, 1)),
+            message: format!(
+                "the header needs the columns {} (found {})",
+                wanted.join(","),
+                names.join(",")
+            ),
+        })?;
+    let all = read_csv(path, names.len(), None)?;
+    Ok(all
+        .chunks(names.len())
+        .flat_map(|row| picked.iter().map(|&c| row[c]))
+        .collect())
+}
+
 pub(crate) fn header(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }

@@ -50,6 +50,26 @@ impl FittedCondition {
         }
     }
 
+    /// The names of the columns that give a condition in a file: `label`, or the condition
+    /// columns' own.
+    pub fn raw_names(&self) -> Vec<String> {
+        match self {
+            Self::Labels { .. } => vec!["label".into()],
+            Self::Columns { names, .. } => names.clone(),
+        }
+    }
+
+    /// The context rows `(n, C)` as the columns a file gives them in ([`Self::raw_names`]): the
+    /// class of each one-hot row, or the condition columns in the data's units.
+    pub fn raw_columns(&self, context: &Tensor) -> Result<NamedColumns> {
+        if let Some(columns) = self.in_data_units(context)? {
+            return Ok(columns);
+        }
+        let classes: Vec<u32> = context.argmax(1)?.to_vec1()?;
+        let rows = classes.into_iter().map(|c| vec![c as f32]).collect();
+        Ok((self.raw_names(), rows))
+    }
+
     /// For a column condition, its names and the context rows `(n, C)` back in the data's
     /// units; `None` for labels.
     pub fn in_data_units(&self, context: &Tensor) -> Result<Option<NamedColumns>> {
