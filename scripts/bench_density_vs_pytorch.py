@@ -73,9 +73,20 @@ def maf(dim):
     return layers
 
 
+class ConditionerNet(torch.nn.Module):
+    """One 1024-unit ReLU layer; nflows' couplings call the net with (inputs, context)."""
+
+    def __init__(self, inputs, outputs):
+        super().__init__()
+        self.mlp = nets.MLP((inputs,), (outputs,), hidden_sizes=[1024])
+
+    def forward(self, x, context=None):
+        return self.mlp(x)
+
+
 def nsf(dim):
     def net(inputs, outputs):
-        return nets.MLP((inputs,), (outputs,), hidden_sizes=[1024])
+        return ConditionerNet(inputs, outputs)
 
     layers = [transforms.BatchNorm(dim)]
     for j in range(5):

@@ -65,6 +65,14 @@ enum BenchWhat {
         #[arg(long, default_value_t = 3)]
         repeats: usize,
     },
+    /// The same Flow-VAEs (planar, Sylvester, coupling, IAF posteriors), parameters and batch
+    /// on the CPU and on `--device`: the largest relative difference of z_K, log q (with the
+    /// log-determinants), log p(x|z) and −ELBO; exit code 1 above the tolerance.
+    Agree {
+        /// Largest acceptable `|cpu − other| / max(1, |cpu|)`.
+        #[arg(long, default_value_t = 1e-4)]
+        tolerance: f64,
+    },
 }
 
 /// `r` as one JSON line with `impl` and `threads` added.
@@ -156,6 +164,41 @@ pub(crate) fn run(
                 );
             }
         }
+        BenchWhat::Agree { tolerance } => {
+            return agree(&data, &device, args.seed, tolerance, args.json)
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `flowvae bench agree`: one line per posterior; exit code 1 when one exceeds `tolerance`.
+fn agree(
+    data: &flowvae_runner::Dataset,
+    device: &flowvae_runner::Device,
+    seed: u64,
+    tolerance: f64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let rows = flowvae_runner::device_agreement(data, device, seed)?;
+    if !json {
+        println!("| flow | devices | z_K | log q | log p(x|z) | -ELBO |");
+        println!("|---|---|---|---|---|---|");
+    }
+    for r in &rows {
+        if json {
+            let mut v = serde_json::to_value(r)?;
+            v["tolerance"] = tolerance.into();
+            v["ok"] = (r.worst() <= tolerance).into();
+            println!("{}", serde_json::to_string(&v)?);
+        } else {
+            println!(
+                "| {} | {} vs {} | {:.1e} | {:.1e} | {:.1e} | {:.1e} |",
+                r.flow, r.devices.0, r.devices.1, r.z, r.log_q, r.log_px_z, r.neg_elbo
+            );
+        }
+    }
+    Ok(match rows.iter().all(|r| r.worst() <= tolerance) {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
+    })
 }

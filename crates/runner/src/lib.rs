@@ -16,7 +16,8 @@
 //!   check, the inference-gap split, density runs (`run/density/`) and [`RunSummary`].
 //! - `report/`: comparison tables and plots, the self-contained HTML report, labels of flows.
 //! - `sweep/`: grids of runs, locally or as a Slurm job array.
-//! - `tools/`: `flowvae bench`, `check`, `transform`, and the density commands (`logprob`,
+//! - `tools/`: `flowvae bench` (with `bench agree`, the CPU-vs-GPU check), `check`,
+//!   `transform`, and the density commands (`logprob`,
 //!   `transform --inverse`, `sample --temperature`).
 #![warn(missing_docs)]
 
@@ -31,6 +32,7 @@ pub use candle_core::Device;
 pub use error::{Result, RunnerError};
 pub use experiment::overrides::Override;
 pub use experiment::Experiment;
+pub use flowvae_data::Dataset;
 pub use flowvae_train::RunDir;
 pub use report::compare::compare;
 pub use report::html::{report, ReportOptions, ReportOutcome};
@@ -46,6 +48,7 @@ pub use run::threads::workers;
 pub use run::{resume_run, run_experiment, run_in, summary_line, RunOptions};
 pub use sweep::slurm::{write_slurm, SlurmResources};
 pub use sweep::{resume_local, run_local, run_point, summarize, threads_per_job, SweepConfig};
+pub use tools::agreement::{device_agreement, Agreement, AGREEMENT_STACKS};
 pub use tools::bench::{bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions};
 pub use tools::check::{check_file, read_stacks, CheckOptions, MAX_CHECK_DIM};
 pub use tools::density::{
