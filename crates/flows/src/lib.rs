@@ -71,6 +71,6 @@ pub use layers::sylvester::{Sylvester, SylvesterKind};
 pub use param_source::{split_columns, Block, ParamSource};
 pub use spec::{
     build_stack, AdditiveSpec, BatchNormSpec, ElementSplineSpec, FlowSpec, HouseholderSpec,
-    LayerSite, LeakyReluSpec, NetSpec, NoSettings, OrthogonalSpec, PermuteSpec, RepeatSpec,
+    LayerSite, LeakyReluSpec, LuSpec, NetSpec, NoSettings, OrthogonalSpec, PermuteSpec, RepeatSpec,
     SplineSpec, StackOptions, MAX_LAYERS, MAX_WIDTH,
 };

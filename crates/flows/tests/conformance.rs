@@ -53,6 +53,7 @@ fn cases() -> Vec<Case> {
         real("- additive_coupling: {k: 2, hidden: [8]}"),
         real("- additive_coupling: {k: 3, hidden: [8], context: 2, scale: true}"),
         real("- lu_linear: {}"),
+        real("- lu_linear: {inverted: true, seed: 3}"),
         real("- householder: {k: 2, amortized: false}"),
         real("- householder: {k: 3, amortized: true}"),
         real("- lu_linear: {seed: 5}\n- affine_coupling: {k: 1, hidden: [8]}\n- lu_linear: {}"),

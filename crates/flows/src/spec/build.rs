@@ -122,11 +122,17 @@ impl FlowSpec {
             Self::SylvesterTriangular(s) => s.triangular(site),
             Self::AffineCoupling(s) => s.coupling(site),
             Self::AdditiveCoupling(s) => s.build(site),
-            Self::LuLinear(s) => one(Box::new(LuLinear::new(
-                site.vb.clone(),
-                dim,
-                PermuteSpec::seed(s.as_ref(), site),
-            )?)),
+            Self::LuLinear(s) => {
+                let permutation = s.as_ref().map(|s| PermuteSpec { seed: s.seed });
+                let seed = PermuteSpec::seed(permutation.as_ref(), site);
+                let layer: Box<dyn Flow> = Box::new(LuLinear::new(site.vb.clone(), dim, seed)?);
+                let inverted = s.as_ref().is_some_and(|s| s.inverted);
+                one(if inverted {
+                    Box::new(Inverted::new(layer))
+                } else {
+                    layer
+                })
+            }
             Self::Maf(s) => s.autoregressive(site, true),
             Self::Iaf(s) => s.autoregressive(site, false),
             Self::RqCoupling(s) => s.coupling(site),

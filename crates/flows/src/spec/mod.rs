@@ -126,6 +126,21 @@ pub struct PermuteSpec {
     pub seed: Option<u64>,
 }
 
+/// The LU linear layer: its permutation's seed, and which direction runs the products.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LuSpec {
+    /// Seed of the permutation `P`; default: the stack's seed plus the entry's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Swap the layer's directions: the density direction (data → base) becomes the product
+    /// with `W`, three `(B, D) × (D, D)` products, and sampling the exact inverse. For
+    /// density estimation in high dimension: the inverse takes `2⌈log₂ D⌉` products of
+    /// `D × D` matrices, which at `D = 784` dominate a training step.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inverted: bool,
+}
+
 fn default_momentum() -> f64 {
     0.1
 }
@@ -186,8 +201,8 @@ pub enum FlowSpec {
     /// Element-wise splines with global or amortized knots.
     RqSpline(ElementSplineSpec),
     /// LU-decomposed linear map `P L U` (Glow's invertible 1×1 convolution for vectors); the
-    /// settings' `seed` draws the permutation.
-    LuLinear(Option<PermuteSpec>),
+    /// settings' `seed` draws the permutation, `inverted: true` swaps its directions.
+    LuLinear(Option<LuSpec>),
     /// Per-dimension scale and shift, initialised from the first batch.
     ActNorm(Option<NoSettings>),
     /// Batch normalization (MAF, RealNVP): batch statistics in training, running averages
