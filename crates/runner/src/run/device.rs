@@ -84,13 +84,28 @@ fn cuda_device(choice: DeviceChoice, _index: usize) -> Result<Device> {
     ))
 }
 
-/// `cpu` or `cuda:N`, for summaries.
+/// `cpu`, or `cuda:N (GPU name)` (`cuda:N` when the driver does not say), for summaries.
 pub fn describe_device(device: &Device) -> String {
     match device.location() {
         DeviceLocation::Cpu => "cpu".into(),
-        DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        DeviceLocation::Cuda { gpu_id } => match gpu_name(device) {
+            Some(name) => format!("cuda:{gpu_id} ({name})"),
+            None => format!("cuda:{gpu_id}"),
+        },
         DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
     }
+}
+
+/// The GPU's name as its driver reports it (`NVIDIA H200`), when there is one.
+#[cfg(feature = "cuda")]
+fn gpu_name(device: &Device) -> Option<String> {
+    let cuda = device.as_cuda_device().ok()?;
+    cuda.cuda_stream().context().name().ok()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu_name(_device: &Device) -> Option<String> {
+    None
 }
 
 #[cfg(test)]
