@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::bench::{bench_model, bench_stack};
 use crate::error::{Result, RunnerError};
+use crate::run::device::describe_device;
 
 /// The posteriors compared, as YAML stacks.
 pub const AGREEMENT_STACKS: [(&str, &str); 4] = [
@@ -38,7 +39,7 @@ const BATCH: usize = 100;
 pub struct Agreement {
     /// The posterior's name.
     pub flow: String,
-    /// The two devices, e.g. `cpu` and `cuda:0`.
+    /// The two devices, e.g. `cpu` and `cuda:0 (NVIDIA H200)`.
     pub devices: (String, String),
     /// The draw `z_K`.
     pub z: f64,
@@ -73,14 +74,6 @@ fn relative_error(a: &Tensor, b: &Tensor) -> Result<f64> {
         .fold(0.0, f64::max))
 }
 
-fn device_name(device: &Device) -> String {
-    match device.location() {
-        candle_core::DeviceLocation::Cpu => "cpu".into(),
-        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
-        other => format!("{other:?}"),
-    }
-}
-
 /// Compares every posterior of [`AGREEMENT_STACKS`] on the CPU and on `other`, on the first
 /// 100 images of `data` (flattened, in `[0, 1]`).
 pub fn device_agreement(data: &Dataset, other: &Device, seed: u64) -> Result<Vec<Agreement>> {
@@ -112,7 +105,7 @@ pub fn device_agreement(data: &Dataset, other: &Device, seed: u64) -> Result<Vec
             |t: &flowvae_vae::SampleTerms| -> Result<Tensor> { Ok((t.kl()? - &t.log_px_z)?) };
         rows.push(Agreement {
             flow: name.into(),
-            devices: (device_name(&cpu), device_name(other)),
+            devices: (describe_device(&cpu), describe_device(other)),
             z: relative_error(&want.z, &got.z)?,
             log_q: relative_error(&want.log_qz, &got.log_qz)?,
             log_px_z: relative_error(&want.log_px_z, &got.log_px_z)?,
