@@ -451,8 +451,10 @@ fn same_seed_gives_bit_identical_outputs() {
     }
 }
 
-/// Midpoint-rule integral of the flow density on a grid over the support.
-fn integral(case: &Case) -> f64 {
+/// The midpoint-rule integral of the flow density over a box of the support, and the share of
+/// samples drawn from the flow (sampling direction) that land in that box. Equal for a correct
+/// density (1 when the box holds all the mass), whatever the mass the flow sends outside.
+fn integral_and_sampled_mass(case: &Case) -> (f64, f64) {
     let built = build_on(ParamStore::new(9), case.yaml, 2, 1, 9);
     let base = inputs(
         case.domain,
@@ -481,11 +483,28 @@ fn integral(case: &Case) -> f64 {
     let dist = FlowDistribution::new(Box::new(built.stack));
     let log_p = dist.log_prob(&grid, Conditioning::none()).unwrap();
     let total: f64 = log_p.exp().unwrap().sum_all().unwrap().to_scalar().unwrap();
-    total * h * h
+    let draws = 200_000;
+    let mut rng = seeded(9, flowvae_flows::Stream::Scratch("draws"));
+    let (x, _) = dist
+        .sample(
+            draws,
+            &mut rng,
+            DType::F64,
+            &Device::Cpu,
+            Conditioning::none(),
+        )
+        .unwrap();
+    let inside = x
+        .to_vec2::<f64>()
+        .unwrap()
+        .iter()
+        .filter(|p| p.iter().all(|v| (lo..hi).contains(v)))
+        .count();
+    (total * h * h, inside as f64 / draws as f64)
 }
 
 #[test]
-fn two_dimensional_densities_integrate_to_one() {
+fn two_dimensional_densities_integrate_to_the_mass_their_samples_put_there() {
     let mut checked = 0;
     for case in cases() {
         let probe = build_on(ParamStore::new(0), case.yaml, 2, 1, 0);
@@ -498,10 +517,11 @@ fn two_dimensional_densities_integrate_to_one() {
         {
             continue;
         }
-        let total = integral(&case);
+        let (total, sampled) = integral_and_sampled_mass(&case);
+        // 1e-2: the grid's resolution on the sharpest flows; sampling adds ±0.1 % (1 SE).
         assert!(
-            (total - 1.0).abs() < 1e-2,
-            "{}: density integrates to {total}",
+            (total - sampled).abs() < 1e-2 && sampled > 0.9,
+            "{}: the density integrates to {total} on the box, samples put {sampled} there",
             case.yaml
         );
         checked += 1;

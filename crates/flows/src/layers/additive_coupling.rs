@@ -3,12 +3,13 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use super::coupling::MaskedConditioner;
+use super::conditioner::MaskedConditioner;
 use crate::error::Result;
 use crate::flow::{zero_log_det, Conditioning, Flow};
 use flowvae_nn::Activation;
 
-/// `y = m ⊙ x + (1 − m) ⊙ (x + t)` with `t = net(m ⊙ x [, context])`: volume preserving,
+/// `y = m ⊙ x + (1 − m) ⊙ (x + t)` with `t = net(x_c [, context])`, `x_c`
+/// the coordinates where `m = 1`: volume preserving,
 /// `log|det J| = 0`, exact inverse in one pass. NICE ends its stack with a learned diagonal
 /// scaling (`additive_coupling: {scale: true}` appends an `affine` layer).
 #[derive(Debug)]
@@ -39,10 +40,11 @@ impl AdditiveCoupling {
         Ok(Self { conditioner })
     }
 
-    /// The shift `t`, `(B, D)`, zero on the conditioning coordinates.
-    fn shift(&self, x: &Tensor, cond: &Conditioning<'_>) -> Result<Tensor> {
-        let (out, free) = self.conditioner.outputs(x, cond)?;
-        Ok(out.broadcast_mul(&free)?)
+    /// `x` `(B, D)` → `y`: the moving half shifted by `sign · t`.
+    fn shift(&self, x: &Tensor, cond: &Conditioning<'_>, sign: f64) -> Result<Tensor> {
+        let split = self.conditioner.split(x, cond)?;
+        let moved = (&split.moving + (split.params * sign)?)?;
+        self.conditioner.merge(&split.conditioning, &moved)
     }
 }
 
@@ -58,7 +60,7 @@ impl Flow for AdditiveCoupling {
     }
 
     fn forward(&self, x: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        let y = (x + self.shift(x, &cond)?)?;
+        let y = self.shift(x, &cond, 1.0)?;
         Ok((y, zero_log_det(x)?))
     }
 
@@ -67,7 +69,7 @@ impl Flow for AdditiveCoupling {
     }
 
     fn inverse(&self, y: &Tensor, cond: Conditioning<'_>) -> Result<(Tensor, Tensor)> {
-        let x = (y - self.shift(y, &cond)?)?;
+        let x = self.shift(y, &cond, -1.0)?;
         Ok((x, zero_log_det(y)?))
     }
 }

@@ -4,6 +4,7 @@ pub(crate) mod actnorm;
 pub(crate) mod additive_coupling;
 pub(crate) mod autoregressive;
 pub(crate) mod batch_norm;
+pub(crate) mod conditioner;
 pub(crate) mod coupling;
 pub(crate) mod elementwise;
 pub(crate) mod householder;

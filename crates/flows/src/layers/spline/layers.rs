@@ -8,13 +8,14 @@ use super::{per_coordinate, RqSpline};
 use crate::error::Result;
 use crate::flow::{context_of, Conditioning, Flow};
 use crate::layers::autoregressive::{invert_by_passes, PassGraph};
-use crate::layers::coupling::MaskedConditioner;
+use crate::layers::conditioner::MaskedConditioner;
 use crate::layers::made::Made;
 use crate::param_source::{Block, ParamSource};
 use flowvae_nn::Activation;
 
-/// Coupling with a spline: `y = m ⊙ x + (1 − m) ⊙ g_θ(x)`, `θ = net(m ⊙ x [, context])`, `g`
-/// an element-wise [`RqSpline`]. Closed-form inverse in one pass.
+/// Coupling with a spline: `y = m ⊙ x + (1 − m) ⊙ g_θ(x)`, `θ = net(x_c [, context])` with
+/// `x_c` the coordinates where `m = 1` and `g` an element-wise [`RqSpline`]. Closed-form
+/// inverse in one pass.
 #[derive(Debug)]
 pub struct SplineCoupling {
     conditioner: MaskedConditioner,
@@ -56,12 +57,11 @@ impl SplineCoupling {
         cond: &Conditioning<'_>,
         direction: fn(&RqSpline, &Tensor, &Tensor) -> Result<(Tensor, Tensor)>,
     ) -> Result<(Tensor, Tensor)> {
-        let (out, free) = self.conditioner.outputs(x, cond)?;
-        let raw = per_coordinate(&out, self.conditioner.dim())?;
-        let (moved, log_det) = direction(&self.spline, x, &raw)?;
-        let kept = free.affine(-1.0, 1.0)?;
-        let y = (x.broadcast_mul(&kept)? + moved.broadcast_mul(&free)?)?;
-        Ok((y, log_det.broadcast_mul(&free)?.sum(1)?))
+        let split = self.conditioner.split(x, cond)?;
+        let raw = per_coordinate(&split.params, self.conditioner.moving_dim())?;
+        let (moved, log_det) = direction(&self.spline, &split.moving, &raw)?;
+        let y = self.conditioner.merge(&split.conditioning, &moved)?;
+        Ok((y, log_det.sum(1)?))
     }
 }
 
