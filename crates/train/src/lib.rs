@@ -33,7 +33,7 @@ pub use checkpoint::{
     load as load_checkpoint, save as save_checkpoint, to_bytes as checkpoint_bytes, Checkpoint,
     LoopState, FORMAT as CHECKPOINT_FORMAT,
 };
-pub use config::{ObjectiveConfig, TrainVae};
+pub use config::{FreeBits, ObjectiveConfig, TrainVae};
 pub use cpu_time::process_cpu_seconds;
 pub use diagnostics::{latent_diagnostics, LatentDiagnostics, ACTIVE_UNIT_THRESHOLD};
 pub use error::{Result, TrainError};

@@ -37,5 +37,5 @@ pub use encoder::{repeat_rows, Encoder, EncoderOutput};
 pub use error::{Result, VaeError};
 pub use model::{FlowVae, SampleTerms};
 pub use nll::{log_likelihood, log_likelihood_replicated, LogSumExp};
-pub use objective::{bound_terms, warmup_beta, Bound, BoundTerms};
+pub use objective::{bound_terms, warmup_beta, with_free_bits, Bound, BoundTerms};
 pub use prior::{Prior, PriorSpec, MAX_COMPONENTS};

@@ -67,6 +67,23 @@ pub fn bound_terms(
     })
 }
 
+/// The ELBO objective `(B,)` with free bits: `−recon − β max(λ, KL̄)`, `KL̄` the batch mean of
+/// `terms.kl`. Above `nats` it is `terms`' own ELBO objective; below, the KL term is the constant
+/// `λ` and passes no gradient. The batch mean of the result is the objective to maximise.
+pub fn with_free_bits(terms: &BoundTerms, nats: f64, beta: f64) -> Result<Tensor> {
+    let mean_kl: f64 = terms
+        .kl
+        .mean_all()?
+        .to_dtype(candle_core::DType::F64)?
+        .to_scalar()?;
+    let kl = if mean_kl >= nats {
+        terms.kl.clone()
+    } else {
+        terms.kl.zeros_like()?.affine(0.0, nats)?
+    };
+    Ok((terms.reconstruction.neg()? - (kl * beta)?)?)
+}
+
 /// KL warm-up: β rises linearly from `start` to 1 over `epochs` epochs (0: always 1), as
 /// `min(1, start + epoch / epochs)` with epochs counted from 0.
 pub fn warmup_beta(epoch: usize, epochs: usize, start: f64) -> f64 {

@@ -284,6 +284,14 @@ fn validate_vae(path: &Path, text: &str, exp: &ExperimentVae) -> Result<()> {
         return Err(config_error(path, text, "hidden", message));
     }
     check_stack(path, text, "", &exp.flow, latent)?;
+    if let Some((field, message)) = exp.objective.problem() {
+        return Err(config_error(
+            path,
+            text,
+            &format!("objective.{field}"),
+            message,
+        ));
+    }
     let mut seen = std::collections::BTreeSet::new();
     for (i, v) in exp.variants.iter().enumerate() {
         check_folder_name(path, text, &format!("variants[{i}].name"), &v.name)?;
@@ -292,6 +300,10 @@ fn validate_vae(path: &Path, text: &str, exp: &ExperimentVae) -> Result<()> {
             return Err(config_error(path, text, "name", message));
         }
         check_stack(path, text, &format!("variants[{i}]."), &v.flow, latent)?;
+        if let Some((field, message)) = v.objective.as_ref().and_then(|o| o.problem()) {
+            let field = format!("variants[{i}].objective.{field}");
+            return Err(config_error(path, text, &field, message));
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use candle_core::DType;
 use flowvae_data::BatchMaker;
 use flowvae_nn::{backward_with_sink, seeded, standard_normal, SeededRng, Stream};
-use flowvae_vae::{bound_terms, warmup_beta};
+use flowvae_vae::{bound_terms, warmup_beta, with_free_bits};
 
 use super::evaluate::{evaluate_elbo, sum_f64, Averages};
 use super::Trainer;
@@ -68,6 +68,9 @@ impl Trainer<'_> {
         let eps = standard_normal(&mut draws.noise, shape, DType::F32, self.device)?;
         let bound = self.sections.objective.bound;
         let mut terms = bound_terms(&self.model, &x, &eps, bound, samples, draws.beta)?;
+        if let Some(free_bits) = self.sections.objective.free_bits {
+            terms.objective = with_free_bits(&terms, free_bits.nats, draws.beta)?;
+        }
         if crate::faults::nan_at(self.epoch, step) {
             terms.reconstruction = (&terms.reconstruction * f64::NAN)?;
             terms.objective = (&terms.objective + &terms.reconstruction)?;
