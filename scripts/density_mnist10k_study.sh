@@ -11,7 +11,7 @@
 # 60), patience 10; set EPOCHS, LR and PATIENCE to change it. Needs data/mnist
 # (scripts/get-data.sh mnist). Runs land in results/density_mnist10k/<model>-seed<S>/;
 # finished runs are kept and interrupted ones resumed, so the script continues where it
-# stopped. The comparison goes to results/density_mnist10k/comparison/.
+# stopped. The comparison goes to results/density_mnist10k/comparison/ (replaced on a rerun).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-target/release/flowvae}")
@@ -51,4 +51,9 @@ runs=()
 for model in "${models[@]}"; do
   for seed in 0 1 2; do runs+=("$root/density_mnist10k_$model/seed$seed"); done
 done
-"$bin" compare "${runs[@]}" --baseline density_mnist10k_gaussian --out "$root/comparison"
+# The comparison is derived from the runs alone: a rerun of the script replaces it, once the
+# new one is written in full (`compare` itself never writes into an existing folder).
+rm -rf "$root/comparison.new"
+"$bin" compare "${runs[@]}" --baseline density_mnist10k_gaussian --out "$root/comparison.new"
+rm -rf "$root/comparison"
+mv "$root/comparison.new" "$root/comparison"
