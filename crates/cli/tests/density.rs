@@ -207,6 +207,41 @@ fn digits_give_bits_per_dimension_and_a_sample_grid() {
         metrics.starts_with("epoch,train_nll,val_log_likelihood"),
         "{metrics}"
     );
+    // `rows` exports the test split with a `label` column; `logprob` scores that file by its
+    // x0…x63 columns, as it scores the split itself.
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (rows, own, file) = (path("rows.csv"), path("own.csv"), path("file.csv"));
+    let run_arg = run.to_str().unwrap();
+    succeeds(flowvae().args(["rows", run_arg, "--split", "test", "--output", &rows]));
+    let header = std::fs::read_to_string(&rows).unwrap();
+    assert!(header.lines().next().unwrap().ends_with(",x63,label"));
+    succeeds(flowvae().args(["logprob", run_arg, "--split", "test", "--output", &own]));
+    succeeds(flowvae().args(["logprob", run_arg, "--input", &rows, "--output", &file]));
+    let (own, file) = (read_rows(Path::new(&own)), read_rows(Path::new(&file)));
+    assert_eq!(own.len(), file.len());
+    for (a, b) in own.iter().zip(&file) {
+        assert!((a[0] - b[0]).abs() < 1e-3, "{a:?} vs {b:?}");
+    }
+    // Read by name, the pixels are still checked: a grey level of 2 is refused, named.
+    let mut lines: Vec<String> = header.lines().map(str::to_string).collect();
+    lines[3] = lines[3].replacen("0", "2", 1);
+    std::fs::write(&rows, lines.join("\n")).unwrap();
+    let out = flowvae()
+        .args([
+            "logprob",
+            run_arg,
+            "--input",
+            &rows,
+            "--output",
+            &path("bad.csv"),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("of data row 3 is outside [0, 1]"),
+        "{err}"
+    );
 }
 
 #[test]

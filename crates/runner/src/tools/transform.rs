@@ -112,6 +112,40 @@ pub fn read_columns(path: &Path, wanted: &[String]) -> Result<Vec<f32>> {
         .collect())
 }
 
+/// The columns `wanted` of a CSV whose header names them all (other columns, such as the
+/// `label` that `flowvae rows` writes, are skipped), each value checked against `range`;
+/// `None` when the file has no header naming them all.
+pub fn read_named_columns(
+    path: &Path,
+    wanted: &[String],
+    range: Option<(f32, f32)>,
+) -> Result<Option<Vec<f32>>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| RunnerError::io(path, "cannot read", e))?;
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+    let names: Vec<&str> = first.map_or(Vec::new(), |l| l.split(',').map(str::trim).collect());
+    if !wanted.iter().all(|w| names.contains(&w.as_str())) {
+        return Ok(None);
+    }
+    let values = read_columns(path, wanted)?;
+    if let Some((lo, hi)) = range {
+        if let Some(i) = values.iter().position(|v| !(lo..=hi).contains(v)) {
+            let (row, column) = (i / wanted.len(), &wanted[i % wanted.len()]);
+            return Err(RunnerError::Config {
+                file: path.into(),
+                location: None,
+                message: format!(
+                    "value {} in column {column} of data row {} is outside [{lo}, {hi}]: the \
+                     model was trained on pixel intensities in that range",
+                    values[i],
+                    row + 1
+                ),
+            });
+        }
+    }
+    Ok(Some(values))
+}
+
 pub(crate) fn header(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
