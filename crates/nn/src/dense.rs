@@ -1,10 +1,13 @@
 //! The small networks inside flows: linear layers with PyTorch's initialisation, MLPs.
 
-use candle_core::Tensor;
+use std::sync::Arc;
+
+use candle_core::{DType, Tensor};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::staircase::Staircase;
 
 /// Hidden-layer nonlinearity of a conditioner network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -46,8 +49,12 @@ pub struct Linear {
 enum Masking {
     /// No mask.
     None,
-    /// `W ⊙ M` on every use (the product is part of each use's graph).
-    PerUse(Tensor),
+    /// `W ⊙ M` on every use (the product is part of each use's graph); on the CPU, a nested
+    /// (MADE) mask also comes as its staircase plan, so that products skip its zeros.
+    PerUse {
+        mask: Tensor,
+        plan: Option<Arc<Staircase>>,
+    },
     /// The weight holds `W ⊙ M` already (see [`Linear::with_mask_applied`]).
     Applied,
 }
@@ -73,7 +80,15 @@ impl Linear {
     pub fn masked(vb: VarBuilder, mask: Tensor) -> Result<Self> {
         let (outputs, inputs) = mask.dims2()?;
         let mut layer = Self::new(vb, inputs, outputs)?;
-        layer.masking = Masking::PerUse(mask.to_dtype(layer.weight.dtype())?);
+        let plan = match mask.device().is_cpu() {
+            true => {
+                let values = mask.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+                Staircase::from_mask(&values, outputs, inputs).map(Arc::new)
+            }
+            false => None,
+        };
+        let mask = mask.to_dtype(layer.weight.dtype())?;
+        layer.masking = Masking::PerUse { mask, plan };
         Ok(layer)
     }
 
@@ -83,7 +98,7 @@ impl Linear {
     /// the same numbers as the masked layer's.
     pub fn with_mask_applied(&self) -> Result<Self> {
         Ok(match &self.masking {
-            Masking::PerUse(mask) => Self {
+            Masking::PerUse { mask, .. } => Self {
                 weight: (&self.weight * mask)?,
                 bias: self.bias.clone(),
                 masking: Masking::Applied,
@@ -96,7 +111,7 @@ impl Linear {
     /// gradients reach `W` through the mask), `W` otherwise.
     fn effective_weight(&self) -> Result<Tensor> {
         Ok(match &self.masking {
-            Masking::PerUse(mask) => (&self.weight * mask)?,
+            Masking::PerUse { mask, .. } => (&self.weight * mask)?,
             _ => self.weight.clone(),
         })
     }
@@ -117,7 +132,12 @@ impl Linear {
     fn forward_with(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         if crate::fused_linear::applicable(x, &self.weight) {
             return Ok(match &self.masking {
-                Masking::PerUse(mask) => {
+                Masking::PerUse {
+                    plan: Some(plan), ..
+                } => {
+                    crate::fused_linear::staircase_linear(x, &self.weight, plan, &self.bias, relu)?
+                }
+                Masking::PerUse { mask, .. } => {
                     crate::fused_linear::masked_linear(x, &self.weight, mask, &self.bias, relu)?
                 }
                 _ => crate::fused_linear::linear(x, &self.weight, &self.bias, relu)?,

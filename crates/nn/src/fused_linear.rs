@@ -5,16 +5,20 @@
 //! ones twice. Here the product `x Wᵀ` runs as a plain (strided, copy-free) matmul outside the
 //! graph; bias and ReLU are applied in one pass that also creates the node; the backward is
 //! `g' = g ⊙ 1[y > 0]`, `∂x = g' W` (only when `x` needs it), `∂W = g'ᵀ x`, `∂b = Σ_rows g'`.
+//! A weight mask (MADE) is applied inside the node; a MADE-shaped one runs by its staircase
+//! plan (`staircase`), whose products skip the blocks the mask zeroes.
 
-use candle_core::{
-    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
-};
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+
+use std::sync::Arc;
 
 use crate::fused::enabled;
+use crate::fused_linear_grad::{MaskAndColumnSums, Product, Which};
 use crate::grad_sink;
 use crate::parallel_gemm::{matmul, Element, Strided};
 use crate::simd;
-use crate::weight_mask::{mask_in_place, masked_weight, with_mask, Stash};
+use crate::staircase::Staircase;
+use crate::weight_mask::{masked_weight, with_mask, Stash};
 
 /// Whether [`linear`] runs fused for `x` `(B, in)` and `weight` `(out, in)`.
 pub fn applicable(x: &Tensor, weight: &Tensor) -> bool {
@@ -72,23 +76,53 @@ pub fn masked_linear(
         );
     }
     check_shapes(x, weight, bias)?;
-    let mask = Some(mask.contiguous()?);
+    let mask = Some(WeightMask::Dense(mask.contiguous()?));
     let stash = Stash::default();
     x.apply_op3(weight, bias, BiasAct { relu, mask, stash })
+}
+
+/// [`masked_linear`] for a mask given by its [`Staircase`] plan: only the products' blocks
+/// that the mask does not zero are computed.
+pub(crate) fn staircase_linear(
+    x: &Tensor,
+    weight: &Tensor,
+    plan: &Arc<Staircase>,
+    bias: &Tensor,
+    relu: bool,
+) -> Result<Tensor> {
+    if weight.dims2()? != plan.shape() {
+        bail!(
+            "fused linear: mask plan {:?} for weight {:?}",
+            plan.shape(),
+            weight.shape()
+        );
+    }
+    check_shapes(x, weight, bias)?;
+    let mask = Some(WeightMask::Staircase(Arc::clone(plan)));
+    let stash = Stash::default();
+    x.apply_op3(weight, bias, BiasAct { relu, mask, stash })
+}
+
+/// A layer's fixed 0/1 weight mask, as the kernels use it.
+#[derive(Clone)]
+pub(crate) enum WeightMask {
+    /// A contiguous mask of the weight's shape and dtype, multiplied in entry by entry.
+    Dense(Tensor),
+    /// A MADE mask by its staircase plan: products skip the blocks it zeroes.
+    Staircase(Arc<Staircase>),
 }
 
 /// Forward node: `x Wᵀ` (or `x (W ⊙ M)ᵀ`) by [`matmul`], then the bias and activation in one
 /// pass.
 struct BiasAct {
     relu: bool,
-    /// A contiguous 0/1 mask of the weight's shape and dtype.
-    mask: Option<Tensor>,
+    mask: Option<WeightMask>,
     /// With a mask: the forward's `W ⊙ M`, for the backward.
     stash: Stash,
 }
 
 /// The `(rows, cols)` matrix a rank-2 layout describes inside its storage.
-fn strided<'a, T>(v: &'a [T], l: &Layout) -> Result<(usize, usize, Strided<'a, T>)> {
+pub(crate) fn strided<'a, T>(v: &'a [T], l: &Layout) -> Result<(usize, usize, Strided<'a, T>)> {
     let (rows, cols) = l.shape().dims2()?;
     let stride = l.stride();
     Ok((
@@ -114,7 +148,7 @@ fn product_xwt<T: Element>(x: &[T], lx: &Layout, w: &[T], lw: &Layout) -> Result
     Ok(matmul(rows, k, out, x, wt))
 }
 
-fn contiguous<'a, T>(v: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
+pub(crate) fn contiguous<'a, T>(v: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&v[a..b]),
         None => bail!("fused linear: non-contiguous {what}"),
@@ -149,11 +183,20 @@ impl BiasAct {
         w: &[T],
         lw: &Layout,
     ) -> Result<Vec<T>> {
-        let Some(mask) = &self.mask else {
-            return product_xwt(x, lx, w, lw);
+        let (w, p) = match &self.mask {
+            None => return product_xwt(x, lx, w, lw),
+            Some(WeightMask::Dense(mask)) => {
+                let w = with_mask(mask, |m: &[T]| masked_weight(w, lw, m))?;
+                let p = product_xwt(x, lx, &w, &Layout::contiguous(lw.shape()))?;
+                (w, p)
+            }
+            Some(WeightMask::Staircase(plan)) => {
+                let w = plan.masked_weight(strided(w, lw)?.2);
+                let (batch, _, x) = strided(x, lx)?;
+                let p = plan.forward(x, batch, &w);
+                (w, p)
+            }
         };
-        let w = with_mask(mask, |m: &[T]| masked_weight(w, lw, m))?;
-        let p = product_xwt(x, lx, &w, &Layout::contiguous(lw.shape()))?;
         self.stash.keep(T::to_cpu_storage_owned(w));
         Ok(p)
     }
@@ -208,6 +251,7 @@ impl CustomOp3 for BiasAct {
         let product = |which| Product {
             which,
             mask: self.mask.clone(),
+            prepared: false,
         };
         let kept = match self.mask {
             Some(_) => self.stash.take(weight.dims2()?)?,
@@ -216,11 +260,12 @@ impl CustomOp3 for BiasAct {
         let x_grad = match (x.track_op(), kept) {
             (false, _) => None,
             (true, Some(masked)) => {
-                let plain = Product {
+                let kept_weight = Product {
                     which: Which::GradInput,
-                    mask: None,
+                    mask: self.mask.clone(),
+                    prepared: true,
                 };
-                Some(g.apply_op2_no_bwd(&masked, &plain)?)
+                Some(g.apply_op2_no_bwd(&masked, &kept_weight)?)
             }
             (true, None) => Some(g.apply_op2_no_bwd(&weight.detach(), &product(Which::GradInput))?),
         };
@@ -229,135 +274,5 @@ impl CustomOp3 for BiasAct {
         let w_grad = grad_sink::deposit(weight, w_grad)?;
         let b_grad = grad_sink::deposit(bias, b_grad)?;
         Ok((x_grad, w_grad, b_grad))
-    }
-}
-
-/// The backward products from the masked gradient `g` `(B, out)`: `g W` (with `W` `(out, in)`)
-/// or `gᵀ x` (with `x` `(B, in)`). With a weight mask `M`, `W` reads as `W ⊙ M` and the
-/// weight's gradient comes out multiplied by `M`.
-struct Product {
-    which: Which,
-    mask: Option<Tensor>,
-}
-
-enum Which {
-    GradInput,
-    GradWeight,
-}
-
-fn backward_product<T: Element + WithDType>(
-    op: &Product,
-    g: &[T],
-    lg: &Layout,
-    other: &[T],
-    lo: &Layout,
-) -> Result<(Vec<T>, Shape)> {
-    let (rows, out, g) = strided(g, lg)?;
-    let (o_rows, o_cols, o) = strided(other, lo)?;
-    Ok(match (&op.which, &op.mask) {
-        (Which::GradInput, None) => (matmul(rows, out, o_cols, g, o), Shape::from((rows, o_cols))),
-        (Which::GradInput, Some(mask)) => {
-            let w = with_mask(mask, |m: &[T]| masked_weight(other, lo, m))?;
-            let w = Strided::row_major(&w, o_cols);
-            (matmul(rows, out, o_cols, g, w), Shape::from((rows, o_cols)))
-        }
-        (Which::GradWeight, mask) => {
-            let gt = Strided {
-                data: g.data,
-                row_stride: g.col_stride,
-                col_stride: g.row_stride,
-            };
-            let mut product = matmul(out, o_rows, o_cols, gt, o);
-            if let Some(mask) = mask {
-                with_mask(mask, |m: &[T]| {
-                    mask_in_place(&mut product, m);
-                    Ok(())
-                })?;
-            }
-            (product, Shape::from((out, o_cols)))
-        }
-    })
-}
-
-impl CustomOp2 for Product {
-    fn name(&self) -> &'static str {
-        "fused-linear-grad-product"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Ok(match (s1, s2) {
-            (CpuStorage::F32(g), CpuStorage::F32(o)) => {
-                let (v, shape) = backward_product(self, g, l1, o, l2)?;
-                (CpuStorage::F32(v), shape)
-            }
-            (CpuStorage::F64(g), CpuStorage::F64(o)) => {
-                let (v, shape) = backward_product(self, g, l1, o, l2)?;
-                (CpuStorage::F64(v), shape)
-            }
-            _ => bail!("fused linear: f32 or f64 tensors of one dtype expected"),
-        })
-    }
-}
-
-/// From `y` and `g`, both `(B, N)`: `(B + 1, N)` holding `g ⊙ 1[y > 0]` (or `g` itself when the
-/// flag is off) in its first `B` rows and that matrix's column sums in the last.
-struct MaskAndColumnSums(bool);
-
-macro_rules! mask_and_sum {
-    ($t:ty, $y:expr, $g:expr, $n:expr, $relu:expr) => {{
-        let (y, g, n, relu): (&[$t], &[$t], usize, bool) = ($y, $g, $n, $relu);
-        let mut out = vec![0 as $t; g.len() + n];
-        simd::dispatch(
-            #[inline(always)]
-            || {
-                let (rows, sums) = out.split_at_mut(g.len());
-                for ((row, y), g) in rows
-                    .chunks_exact_mut(n)
-                    .zip(y.chunks_exact(n))
-                    .zip(g.chunks_exact(n))
-                {
-                    for (((o, s), &y), &g) in row.iter_mut().zip(sums.iter_mut()).zip(y).zip(g) {
-                        let v = if !relu || y > 0.0 { g } else { 0.0 };
-                        *o = v;
-                        *s += v;
-                    }
-                }
-            },
-        );
-        out
-    }};
-}
-
-impl CustomOp2 for MaskAndColumnSums {
-    fn name(&self) -> &'static str {
-        "fused-linear-grad-mask-and-sums"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (rows, n) = l1.shape().dims2()?;
-        let out = match (s1, s2) {
-            (CpuStorage::F32(y), CpuStorage::F32(g)) => {
-                let (y, g) = (contiguous(y, l1, "output")?, contiguous(g, l2, "gradient")?);
-                CpuStorage::F32(mask_and_sum!(f32, y, g, n, self.0))
-            }
-            (CpuStorage::F64(y), CpuStorage::F64(g)) => {
-                let (y, g) = (contiguous(y, l1, "output")?, contiguous(g, l2, "gradient")?);
-                CpuStorage::F64(mask_and_sum!(f64, y, g, n, self.0))
-            }
-            _ => bail!("fused linear: f32 or f64 tensors of one dtype expected"),
-        };
-        Ok((out, Shape::from((rows + 1, n))))
     }
 }

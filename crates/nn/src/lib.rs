@@ -19,6 +19,7 @@ mod fast_math;
 mod fused;
 mod fused_bce;
 mod fused_linear;
+mod fused_linear_grad;
 mod fused_split;
 mod grad_sink;
 mod parallel_gemm;
@@ -28,6 +29,7 @@ mod runtime;
 mod simd;
 mod small_gemm;
 mod stable;
+mod staircase;
 mod units;
 mod weight_mask;
 

@@ -100,6 +100,29 @@ pub fn matmul<T: Element>(
     a: Strided<'_, T>,
     b: Strided<'_, T>,
 ) -> Vec<T> {
+    matmul_with(m, k, n, a, b, true)
+}
+
+/// [`matmul`] on the calling thread alone, for products that are already one of several
+/// tasks spread over the pool (the blocks of a masked product).
+pub(crate) fn matmul_serial<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided<'_, T>,
+    b: Strided<'_, T>,
+) -> Vec<T> {
+    matmul_with(m, k, n, a, b, false)
+}
+
+fn matmul_with<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided<'_, T>,
+    b: Strided<'_, T>,
+    may_split: bool,
+) -> Vec<T> {
     assert!(
         a.fits(m, k) && b.fits(k, n),
         "matmul: operand out of bounds"
@@ -109,7 +132,7 @@ pub fn matmul<T: Element>(
     }
     // Left uninitialised: gemm writes every element, so zeroing first would be wasted work.
     let mut dst: Vec<T> = Vec::with_capacity(m * n);
-    let large = m.saturating_mul(k).saturating_mul(n) >= PARALLEL_MIN_MACS;
+    let large = may_split && m.saturating_mul(k).saturating_mul(n) >= PARALLEL_MIN_MACS;
     let run = |dst: &mut [MaybeUninit<T>], parallelism: Parallelism| {
         let dst_ptr = dst.as_mut_ptr().cast::<T>();
         let to_isize = |v: usize| v as isize;
@@ -156,7 +179,9 @@ pub fn matmul<T: Element>(
 }
 
 /// The element types [`matmul`] takes (those gemm has kernels for that we use).
-pub trait Element: Copy + Default + Send + Sync + 'static + std::ops::Mul<Output = Self> {
+pub trait Element:
+    Copy + Default + Send + Sync + 'static + std::ops::Mul<Output = Self> + std::ops::Add<Output = Self>
+{
     /// The multiplicative identity.
     const ONE: Self;
 }
