@@ -31,8 +31,10 @@ const MIN_ENTRIES: usize = 1 << 16;
 /// Masks denser than this keep the dense masked kernel.
 const MAX_DENSITY: f64 = 0.8;
 
-/// At most this many row runs and column runs (beyond, the products get too small).
-const MAX_RUNS: usize = 8;
+/// Row and column runs must average at least this many rows (columns): with short runs
+/// (many cycles of hidden degrees, as in a MADE over a small latent) the products split into
+/// pieces too small to beat one dense product.
+const MIN_MEAN_RUN: usize = 2 * BLOCK;
 
 /// Buffers shorter than this are filled on the calling thread.
 const PARALLEL_MIN_LEN: usize = 1 << 15;
@@ -164,7 +166,7 @@ impl Staircase {
         let row_runs = runs(rows, |r| {
             (0..n).any(|j| used[r * n + j] < used[(r - 1) * n + j])
         });
-        if col_runs.len() > MAX_RUNS || row_runs.len() > MAX_RUNS {
+        if cols < MIN_MEAN_RUN * col_runs.len() || rows < MIN_MEAN_RUN * row_runs.len() {
             return None;
         }
         let row_blocks = row_runs.iter().flat_map(blocks_of).collect();

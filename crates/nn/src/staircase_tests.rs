@@ -123,4 +123,9 @@ fn masks_that_are_not_staircases_or_would_not_pay_keep_the_dense_kernel() {
     assert!(Staircase::from_mask(&vec![1.0; rows * cols], rows, cols).is_none());
     let [(small, rows, cols), _] = made_masks(20, 40);
     assert!(Staircase::from_mask(&small, rows, cols).is_none());
+    // A hidden-to-hidden layer over 64 latent dimensions: 320 units, degrees cycling through
+    // 1..63, so five runs of 63 and one of 5 on either side: pieces too small to pay.
+    let units: Vec<usize> = (0..320).map(|k| k % 63 + 1).collect();
+    let short_runs = made_mask(&units, &units, false);
+    assert!(Staircase::from_mask(&short_runs, 320, 320).is_none());
 }
