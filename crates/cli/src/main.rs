@@ -4,6 +4,7 @@
 // placeholders, not HTML.
 #![allow(rustdoc::invalid_html_tags)]
 
+mod allocator;
 mod bench_cmd;
 mod check_cmd;
 mod environment;
@@ -86,6 +87,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::keep_freed_memory();
     // Before any thread exists: the environment becomes the runtime once.
     if let Err(err) = environment::configure() {
         eprintln!("error: {err:#}");
