@@ -65,6 +65,19 @@ fn a_killed_and_resumed_run_matches_the_uninterrupted_one() {
         s["test"]["nll"].as_f64().unwrap()
     };
     assert_eq!(nll(&full), nll(&killed));
+    // CPU time adds up across the interruptions (the last part alone is about 60 %).
+    let cpu = |d: &Path| -> f64 {
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap())
+                .unwrap();
+        s["cpu_seconds"].as_f64().unwrap()
+    };
+    assert!(
+        cpu(&killed) > 0.8 * cpu(&full),
+        "CPU seconds: {} resumed against {} uninterrupted",
+        cpu(&killed),
+        cpu(&full)
+    );
     // A finished run resumes to nothing and stays as it is.
     let again = exe()
         .args(["run", "--resume", full.to_str().unwrap()])

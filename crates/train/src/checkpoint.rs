@@ -35,6 +35,9 @@ pub struct LoopState {
     pub elapsed: f64,
     /// Factor applied to the configured learning rate by NaN rollbacks (1 without).
     pub lr_scale: f64,
+    /// Training CPU time so far, seconds, across interruptions; `None` when the run resumed
+    /// from a checkpoint written before this was recorded.
+    pub cpu_seconds: Option<f64>,
 }
 
 impl LoopState {
@@ -47,6 +50,7 @@ impl LoopState {
             best_epoch: 0,
             elapsed: 0.0,
             lr_scale: 1.0,
+            cpu_seconds: Some(0.0),
         }
     }
 }
@@ -98,6 +102,7 @@ pub fn to_bytes(
             tensors.insert(format!("{SECOND}{name}"), v.clone());
         }
     }
+    let cpu = state.cpu_seconds.map(|s| ("cpu_seconds", s.to_string()));
     let metadata: BTreeMap<String, String> = [
         ("format", FORMAT.to_string()),
         ("epochs_done", state.epochs_done.to_string()),
@@ -109,6 +114,7 @@ pub fn to_bytes(
         ("metrics", metrics_rows.to_string()),
     ]
     .into_iter()
+    .chain(cpu)
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     serialize_checked(&tensors, metadata).map_err(|e| TrainError::File {
@@ -165,6 +171,11 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
         best_epoch: count("best_epoch")?,
         elapsed: number("elapsed")?,
         lr_scale: number("lr_scale")?,
+        // Absent from checkpoints written before it was recorded.
+        cpu_seconds: match info.contains_key("cpu_seconds") {
+            true => Some(number("cpu_seconds")?),
+            false => None,
+        },
     };
     let metrics = match info.get("metrics") {
         Some(rows) => rows.clone(),
@@ -282,6 +293,23 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, serialize_checked(&tensors, meta).unwrap()).unwrap();
         path
+    }
+
+    #[test]
+    fn training_cpu_time_is_kept_and_unknown_for_checkpoints_that_predate_it() {
+        let run = tempfile::tempdir().unwrap();
+        let path = upgraded(run.path(), 2);
+        std::fs::write(run.path().join("metrics.csv"), "epoch,x\n0,1\n1,2\n").unwrap();
+        let old = load(&path, &Device::Cpu).unwrap();
+        assert_eq!(old.state.cpu_seconds, None);
+        let store = ParamStore::from_tensors(old.params, candle_core::DType::F32).unwrap();
+        let state = LoopState {
+            cpu_seconds: Some(12.5),
+            ..old.state
+        };
+        let bytes = to_bytes(&path, &store, None, &state, "0,1\n1,2").unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(load(&path, &Device::Cpu).unwrap().state, state);
     }
 
     #[test]

@@ -87,8 +87,12 @@ pub fn run_vae(
     let summary = VaeSummary {
         device: Some(crate::run::device::describe_device(device)),
         best_epoch: Some(trained.best_epoch),
-        // A resumed run counts only the CPU time spent since resuming.
-        cpu_seconds: cpu_at_start.zip(process_cpu_seconds()).map(|(a, b)| b - a),
+        // Across interruptions: the checkpoint's record plus this process's training and
+        // evaluation (unknown for a run resumed from a checkpoint that predates the record).
+        cpu_seconds: cpu_at_start
+            .zip(process_cpu_seconds())
+            .zip(trained.cpu_seconds_before)
+            .map(|((start, now), before)| before + now - start),
         data: describe(&exp.data),
         epochs: Some(trained.epochs_run),
         eval_seconds: Some(eval_seconds),

@@ -81,7 +81,8 @@ pub struct VaeSummary {
     /// Epoch of the best validation −ELBO (its parameters are the ones evaluated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,
-    /// Process CPU seconds of this run (since resuming, for a resumed run).
+    /// CPU seconds of this run, training and evaluation, across interruptions (null for a run
+    /// resumed from a checkpoint written before flowvae recorded training CPU time).
     #[serde(default)]
     pub cpu_seconds: Option<f64>,
     /// The data set and its binarization, in words.

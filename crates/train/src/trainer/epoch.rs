@@ -180,6 +180,7 @@ impl Trainer<'_> {
             best_epoch: self.best.1,
             elapsed: self.clock(),
             lr_scale: self.guard.lr_scale,
+            cpu_seconds: self.cpu_clock(),
         };
         let rows = self.metrics.rows_text();
         let optimizer = self.optimizer.as_ref();

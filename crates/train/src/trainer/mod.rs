@@ -15,6 +15,7 @@ use flowvae_vae::FlowVae;
 pub use evaluate::{build_model, evaluate_elbo, Averages, VaeSections, METRICS};
 
 use crate::checkpoint::{load as load_checkpoint, LoopState};
+use crate::cpu_time::process_cpu_seconds;
 use crate::error::{Result, TrainError};
 use crate::metrics::MetricsWriter;
 use crate::nan_guard::NanGuard;
@@ -37,6 +38,9 @@ pub struct Trained {
     pub epochs_run: usize,
     /// Training wall time, seconds (across interruptions).
     pub train_seconds: f64,
+    /// The training CPU time recorded before this process, seconds: 0 for a fresh run, the
+    /// checkpoint's for a resumed one, `None` when that checkpoint predates the record.
+    pub cpu_seconds_before: Option<f64>,
 }
 
 /// The training loop of one Flow-VAE in one run folder.
@@ -66,6 +70,9 @@ pub struct Trainer<'a> {
     started: Instant,
     /// Training time before this process (resumed runs).
     elapsed_before: f64,
+    /// Training CPU time before this process, and this process's CPU time at the start.
+    cpu_before: Option<f64>,
+    cpu_at_start: Option<f64>,
     best_path: PathBuf,
     last_path: PathBuf,
     progress: Progress,
@@ -81,7 +88,7 @@ impl<'a> Trainer<'a> {
         device: &'a Device,
         resume: bool,
     ) -> Result<Self> {
-        let started = Instant::now();
+        let (started, cpu_at_start) = (Instant::now(), process_cpu_seconds());
         let splits = load_splits(sections.data)?;
         let best_path = run.file("checkpoints/best.safetensors")?;
         let last_path = run.file("checkpoints/last.safetensors")?;
@@ -111,6 +118,8 @@ impl<'a> Trainer<'a> {
             guard: NanGuard::new(&sections.train.nan_policy, state.lr_scale),
             epoch: state.epochs_done,
             elapsed_before: state.elapsed,
+            cpu_before: state.cpu_seconds,
+            cpu_at_start,
             sections,
             run,
             device,
@@ -146,6 +155,7 @@ impl<'a> Trainer<'a> {
         self.store.load_into(&self.best_path)?;
         Ok(Trained {
             train_seconds: self.clock(),
+            cpu_seconds_before: self.cpu_before,
             store: self.store,
             model: self.model,
             splits: self.splits,
@@ -163,6 +173,16 @@ impl<'a> Trainer<'a> {
     /// Training seconds so far, across interruptions.
     fn clock(&self) -> f64 {
         self.elapsed_before + self.started.elapsed().as_secs_f64()
+    }
+
+    /// Training CPU seconds so far, across interruptions (`None` if any part is unknown).
+    fn cpu_clock(&self) -> Option<f64> {
+        let spent = process_cpu_seconds()
+            .zip(self.cpu_at_start)
+            .map(|(now, at)| now - at);
+        self.cpu_before
+            .zip(spent)
+            .map(|(before, spent)| before + spent)
     }
 }
 

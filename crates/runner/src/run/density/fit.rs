@@ -151,6 +151,7 @@ pub(super) fn fit(job: &Job<'_>, resumed: Option<Checkpoint>) -> Result<(usize, 
     // The checkpoints are written while the next epoch trains (in order, each atomically).
     let mut writer = BackgroundWriter::new();
     let (started, before) = (Instant::now(), state.elapsed);
+    let (cpu_at_start, cpu_before) = (flowvae_train::process_cpu_seconds(), state.cpu_seconds);
     let first = state.epochs_done + 1;
     let already_stopped = first > 1 && job.stops_after(state.epochs_done, state.best_epoch);
     for epoch in (first..=epochs).take_while(|_| !already_stopped) {
@@ -169,6 +170,10 @@ pub(super) fn fit(job: &Job<'_>, resumed: Option<Checkpoint>) -> Result<(usize, 
             optimizer_steps: optimizer.as_ref().map_or(0, Optimizer::steps_taken),
             best_val: -best,
             elapsed,
+            cpu_seconds: flowvae_train::process_cpu_seconds()
+                .zip(cpu_at_start)
+                .zip(cpu_before)
+                .map(|((now, start), before)| before + now - start),
             ..state
         };
         let rows = metrics.rows_text();
