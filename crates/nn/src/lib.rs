@@ -3,9 +3,9 @@
 //! The neural-network toolkit under flowvae's flows and VAEs, with nothing flow-specific in
 //! it: a seeded parameter store ([`ParamStore`]) and seeded random streams, dense layers and
 //! MLPs, numerically stable functions, checksummed safetensors files, and the CPU kernel
-//! toolkit (fused dense layer, BCE, column split, the gemm worker pool, SIMD dispatch, fast
-//! math, the gradient sink) with the [`Runtime`] that says how many threads they use and which
-//! are on.
+//! toolkit (fused dense layer, whose MADE-masked products skip the blocks their masks zero,
+//! BCE, column split, the gemm worker pool, SIMD dispatch, fast math, the gradient sink) with
+//! the [`Runtime`] that says how many threads they use and which are on.
 //!
 //! Key design decision: every random number comes from our own seeded streams (candle's CPU
 //! generator cannot be seeded), and every fused kernel has an unfused fallback on candle's
