@@ -19,6 +19,9 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use candle_core::WithDType;
+
+use crate::fused::for_rows;
 use crate::parallel_gemm::{self, matmul_serial, Element, Strided};
 
 /// Rows (columns) per block: small enough that a block wastes little on the staircase's
@@ -35,9 +38,6 @@ const MAX_DENSITY: f64 = 0.8;
 /// (many cycles of hidden degrees, as in a MADE over a small latent) the products split into
 /// pieces too small to beat one dense product.
 const MIN_MEAN_RUN: usize = 2 * BLOCK;
-
-/// Buffers shorter than this are filled on the calling thread.
-const PARALLEL_MIN_LEN: usize = 1 << 15;
 
 /// A nested 0/1 mask `(rows, cols)` as row runs × column runs of staircases.
 #[derive(Debug)]
@@ -61,30 +61,6 @@ fn map_blocks<R: Send>(blocks: usize, f: impl Fn(usize) -> R + Sync + Send) -> V
     } else {
         (0..blocks).map(f).collect()
     }
-}
-
-/// A row-major buffer of `width`-wide rows, zeroed, then each row given to `f(row index, row)`.
-fn fill_rows<T: Element>(
-    rows: usize,
-    width: usize,
-    f: impl Fn(usize, &mut [T]) + Sync + Send,
-) -> Vec<T> {
-    let mut out = vec![T::default(); rows * width];
-    if width == 0 {
-        return out;
-    }
-    if parallel_gemm::workers() > 1 && out.len() >= PARALLEL_MIN_LEN {
-        parallel_gemm::install(|| {
-            out.par_chunks_mut(width)
-                .enumerate()
-                .for_each(|(i, row)| f(i, row))
-        });
-    } else {
-        out.chunks_mut(width)
-            .enumerate()
-            .for_each(|(i, row)| f(i, row));
-    }
-    out
 }
 
 /// `[0, n)` cut before every index where `starts_anew(i)` holds.
@@ -197,8 +173,8 @@ impl Staircase {
     }
 
     /// `W ⊙ M`, row-major `(rows, cols)`, for `W` read through `w`.
-    pub(crate) fn masked_weight<T: Element>(&self, w: Strided<'_, T>) -> Vec<T> {
-        fill_rows(self.rows, self.cols, |r, row: &mut [T]| {
+    pub(crate) fn masked_weight<T: Element + WithDType>(&self, w: Strided<'_, T>) -> Vec<T> {
+        for_rows(self.rows, self.cols, |r, row: &mut [T]| {
             for (j, run) in self.col_runs.iter().enumerate() {
                 let cols = run.start..run.start + self.used(r, j);
                 if w.col_stride == 1 {
@@ -215,7 +191,7 @@ impl Staircase {
     }
 
     /// Forward: `x (W ⊙ M)ᵀ` `(B, rows)` for `x` `(B, cols)` and [`Self::masked_weight`].
-    pub(crate) fn forward<T: Element>(
+    pub(crate) fn forward<T: Element + WithDType>(
         &self,
         x: Strided<'_, T>,
         batch: usize,
@@ -224,7 +200,7 @@ impl Staircase {
         let w = Strided::row_major(masked, self.cols);
         // Each block as `W_b xᵀ` `(block rows, B)`, with `xᵀ` copied row-major once: gemm packs
         // both operands with contiguous reads this way (`x` is packed again for every block).
-        let x_t_copy = fill_rows(self.cols, batch, |c, row: &mut [T]| {
+        let x_t_copy = for_rows(self.cols, batch, |c, row: &mut [T]| {
             for (b, v) in row.iter_mut().enumerate() {
                 *v = x.data[b * x.row_stride + c * x.col_stride];
             }
@@ -245,7 +221,7 @@ impl Staircase {
             }
             sum.unwrap_or_default()
         });
-        fill_rows(batch, self.rows, |b, row: &mut [T]| {
+        for_rows(batch, self.rows, |b, row: &mut [T]| {
             for (rows, part) in self.row_blocks.iter().zip(&parts) {
                 for (v, &p) in row[rows.clone()]
                     .iter_mut()
@@ -259,7 +235,7 @@ impl Staircase {
 
     /// Backward to the input: `g (W ⊙ M)` `(B, cols)` for `g` `(B, rows)` and
     /// [`Self::masked_weight`].
-    pub(crate) fn grad_input<T: Element>(
+    pub(crate) fn grad_input<T: Element + WithDType>(
         &self,
         g: Strided<'_, T>,
         batch: usize,
@@ -290,7 +266,7 @@ impl Staircase {
             }
             sum
         });
-        fill_rows(batch, self.cols, |b, row: &mut [T]| {
+        for_rows(batch, self.cols, |b, row: &mut [T]| {
             for ((cols, _), part) in self.col_blocks.iter().zip(&parts) {
                 row[cols.clone()].copy_from_slice(&part[b * cols.len()..(b + 1) * cols.len()]);
             }
@@ -299,7 +275,7 @@ impl Staircase {
 
     /// Backward to the weight: `(gᵀ x) ⊙ M` `(rows, cols)` for `g` `(B, rows)` and `x`
     /// `(B, cols)`.
-    pub(crate) fn grad_weight<T: Element>(
+    pub(crate) fn grad_weight<T: Element + WithDType>(
         &self,
         g: Strided<'_, T>,
         x: Strided<'_, T>,
@@ -320,7 +296,7 @@ impl Staircase {
                 .collect::<Vec<_>>()
         });
         let block_of = |r: usize| self.row_blocks.partition_point(|rows| rows.end <= r);
-        fill_rows(self.rows, self.cols, |r, row: &mut [T]| {
+        for_rows(self.rows, self.cols, |r, row: &mut [T]| {
             let b = block_of(r);
             let i = r - self.row_blocks[b].start;
             for (j, run) in self.col_runs.iter().enumerate() {
