@@ -11,7 +11,8 @@
 # 60), patience 10; set EPOCHS, LR and PATIENCE to change it. Needs data/mnist
 # (scripts/get-data.sh mnist). Runs land in results/density_mnist10k/<model>-seed<S>/;
 # finished runs are kept and interrupted ones resumed, so the script continues where it
-# stopped. The comparison goes to results/density_mnist10k/comparison/ (replaced on a rerun).
+# stopped. The comparison of every finished run of the five models (whatever MODELS says) goes
+# to results/density_mnist10k/comparison/ (replaced on a rerun).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-target/release/flowvae}")
@@ -41,19 +42,29 @@ export EPOCHS LR PATIENCE
 mkdir -p "$root"
 {
   for model in "${models[@]}"; do echo "$model 0 seed0"; done
-  echo "maf 0 anomaly0 --set data.exclude_classes=[0]"
+  if [[ " ${models[*]} " == *" maf "* ]]; then
+    echo "maf 0 anomaly0 --set data.exclude_classes=[0]"
+  fi
   for seed in 1 2; do
     for model in "${models[@]}"; do echo "$model $seed seed$seed"; done
   done
 } | xargs -P "$jobs" -L 1 bash -c 'one "$@"' _
 
+# The table covers every finished run of the five models, whichever MODELS this call trained.
 runs=()
-for model in "${models[@]}"; do
-  for seed in 0 1 2; do runs+=("$root/density_mnist10k_$model/seed$seed"); done
+for model in gaussian maf realnvp maf_mog nsf; do
+  for seed in 0 1 2; do
+    run=$root/density_mnist10k_$model/seed$seed
+    if [[ -f $run/summary.json ]]; then runs+=("$run"); fi
+  done
 done
+baseline=()
+if [[ -f $root/density_mnist10k_gaussian/seed0/summary.json ]]; then
+  baseline=(--baseline density_mnist10k_gaussian)
+fi
 # The comparison is derived from the runs alone: a rerun of the script replaces it, once the
 # new one is written in full (`compare` itself never writes into an existing folder).
 rm -rf "$root/comparison.new"
-"$bin" compare "${runs[@]}" --baseline density_mnist10k_gaussian --out "$root/comparison.new"
+"$bin" compare "${runs[@]}" "${baseline[@]}" --out "$root/comparison.new"
 rm -rf "$root/comparison"
 mv "$root/comparison.new" "$root/comparison"

@@ -65,7 +65,8 @@ fn a_killed_and_resumed_run_matches_the_uninterrupted_one() {
         s["test"]["nll"].as_f64().unwrap()
     };
     assert_eq!(nll(&full), nll(&killed));
-    // CPU time adds up across the interruptions (the last part alone is about 60 %).
+    // CPU time adds up across the interruptions (the last part alone is about 60 %; a kill
+    // can lose the CPU of an epoch not yet checkpointed, up to about 20 % over three kills).
     let cpu = |d: &Path| -> f64 {
         let s: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap())
@@ -73,7 +74,7 @@ fn a_killed_and_resumed_run_matches_the_uninterrupted_one() {
         s["cpu_seconds"].as_f64().unwrap()
     };
     assert!(
-        cpu(&killed) > 0.8 * cpu(&full),
+        cpu(&killed) > 0.7 * cpu(&full),
         "CPU seconds: {} resumed against {} uninterrupted",
         cpu(&killed),
         cpu(&full)

@@ -42,10 +42,10 @@ pub(crate) fn compare_density(
     } else {
         ""
     });
-    md.push_str(" bits/dim | best epoch | train time (s) |\n|---|---|---|---|---|");
+    md.push_str(" bits/dim | best epoch | train time (s) | CPU time (s) |\n|---|---|---|---|---|");
     md.push_str(if base.is_some() { "---|" } else { "" });
-    md.push_str("---|---|---|\n");
-    let mut csv = String::from("model,flow,parameters,seeds,log_likelihood_mean,log_likelihood_std,bits_per_dim_mean,best_epoch_mean,train_seconds_mean\n");
+    md.push_str("---|---|---|---|\n");
+    let mut csv = String::from("model,flow,parameters,seeds,log_likelihood_mean,log_likelihood_std,bits_per_dim_mean,best_epoch_mean,train_seconds_mean,cpu_seconds_mean\n");
     for group in &groups {
         let members = &group.runs;
         let summaries: Vec<&DensitySummary> = members.iter().filter_map(|r| density(r)).collect();
@@ -56,6 +56,7 @@ pub(crate) fn compare_density(
         let bits = values(&|s| s.test.bits_per_dim);
         let best = values(&|s| Some(s.best_epoch as f64));
         let seconds = values(&|s| Some(s.train_seconds));
+        let cpu = values(&|s| s.cpu_seconds);
         let (label, first) = (&members[0].label, summaries[0]);
         let _ = write!(
             md,
@@ -75,22 +76,24 @@ pub(crate) fn compare_density(
         }
         let _ = writeln!(
             md,
-            " {} | {} | {} |",
+            " {} | {} | {} | {} |",
             cell(&bits, 3),
             cell(&best, 0),
-            cell(&seconds, 0)
+            cell(&seconds, 0),
+            cell(&cpu, 0)
         );
         let (mean, std) = mean_std(&ll);
         let _ = writeln!(
             csv,
-            "{label},\"{}\",{},{},{mean},{},{},{},{}",
+            "{label},\"{}\",{},{},{mean},{},{},{},{},{}",
             first.flow,
             first.parameters,
             members.len(),
             std.unwrap_or(0.0),
             mean_std(&bits).0,
             mean_std(&best).0,
-            mean_std(&seconds).0
+            mean_std(&seconds).0,
+            mean_std(&cpu).0
         );
     }
     std::fs::create_dir_all(out.join("plots"))

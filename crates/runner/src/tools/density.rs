@@ -9,7 +9,7 @@ use flowvae_data::split_by_name;
 use flowvae_flows::{Conditioning, Stream};
 use flowvae_nn::seeded;
 
-use super::transform::{header, read_columns, read_csv, read_named_columns, write_rows, Input};
+use super::transform::{header, read_columns, read_csv, read_rows, write_rows, Input};
 use crate::error::{Result, RunnerError};
 use crate::experiment::Experiment;
 use crate::run::density::condition;
@@ -42,10 +42,7 @@ fn rows(
             let range = trained.prepared.levels().map(|_| (0.0, 1.0));
             // By name when the header has the columns `flowvae rows` writes (x0, x1, …),
             // so that its `label` column is skipped; else by position.
-            let values = match read_named_columns(path, &header("x", dim), range)? {
-                Some(values) => values,
-                None => read_csv(path, dim, range)?,
-            };
+            let values = read_rows(path, &header("x", dim), range)?;
             let n = values.len() / dim;
             (values, n, None)
         }

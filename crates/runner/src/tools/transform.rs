@@ -27,8 +27,15 @@ pub enum Input<'a> {
 /// Reads a CSV of numbers with `width` columns, each inside `range` when one is given (pixel
 /// intensities in `[0, 1]`); errors name the file, line and column.
 pub fn read_csv(path: &Path, width: usize, range: Option<(f32, f32)>) -> Result<Vec<f32>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| RunnerError::io(path, "cannot read", e))?;
+    parse_csv(path, &read_text(path)?, width, range)
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| RunnerError::io(path, "cannot read", e))
+}
+
+/// [`read_csv`] on the text of `path`, already read.
+fn parse_csv(path: &Path, text: &str, width: usize, range: Option<(f32, f32)>) -> Result<Vec<f32>> {
     let mut values = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -83,14 +90,17 @@ pub fn read_csv(path: &Path, width: usize, range: Option<(f32, f32)>) -> Result<
 /// columns (others, such as a `log_likelihood` column, are skipped); a CSV without a header
 /// must have exactly those columns. Errors name the file and the missing column.
 pub fn read_columns(path: &Path, wanted: &[String]) -> Result<Vec<f32>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| RunnerError::io(path, "cannot read", e))?;
+    columns_of(path, &read_text(path)?, wanted)
+}
+
+/// [`read_columns`] on the text of `path`, already read.
+fn columns_of(path: &Path, text: &str, wanted: &[String]) -> Result<Vec<f32>> {
     let first = text.lines().map(str::trim).find(|l| !l.is_empty());
     let names: Option<Vec<&str>> = first
         .filter(|l| l.split(',').any(|f| f.trim().parse::<f32>().is_err()))
         .map(|l| l.split(',').map(str::trim).collect());
     let Some(names) = names else {
-        return read_csv(path, wanted.len(), None);
+        return parse_csv(path, text, wanted.len(), None);
     };
     let picked = wanted
         .iter()
@@ -105,29 +115,25 @@ pub fn read_columns(path: &Path, wanted: &[String]) -> Result<Vec<f32>> {
                 names.join(",")
             ),
         })?;
-    let all = read_csv(path, names.len(), None)?;
+    let all = parse_csv(path, text, names.len(), None)?;
     Ok(all
         .chunks(names.len())
         .flat_map(|row| picked.iter().map(|&c| row[c]))
         .collect())
 }
 
-/// The columns `wanted` of a CSV whose header names them all (other columns, such as the
-/// `label` that `flowvae rows` writes, are skipped), each value checked against `range`;
-/// `None` when the file has no header naming them all.
-pub fn read_named_columns(
-    path: &Path,
-    wanted: &[String],
-    range: Option<(f32, f32)>,
-) -> Result<Option<Vec<f32>>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| RunnerError::io(path, "cannot read", e))?;
+/// The rows of a CSV, `wanted.len()` values each, read once: by name when the header names
+/// every column of `wanted` (other columns, such as the `label` that `flowvae rows` writes,
+/// are skipped), else by position (no header, or one of other names, and exactly that many
+/// columns). Each value is checked against `range`; errors name the file, row and column.
+pub fn read_rows(path: &Path, wanted: &[String], range: Option<(f32, f32)>) -> Result<Vec<f32>> {
+    let text = read_text(path)?;
     let first = text.lines().map(str::trim).find(|l| !l.is_empty());
     let names: Vec<&str> = first.map_or(Vec::new(), |l| l.split(',').map(str::trim).collect());
     if !wanted.iter().all(|w| names.contains(&w.as_str())) {
-        return Ok(None);
+        return parse_csv(path, &text, wanted.len(), range);
     }
-    let values = read_columns(path, wanted)?;
+    let values = columns_of(path, &text, wanted)?;
     if let Some((lo, hi)) = range {
         if let Some(i) = values.iter().position(|v| !(lo..=hi).contains(v)) {
             let (row, column) = (i / wanted.len(), &wanted[i % wanted.len()]);
@@ -143,7 +149,7 @@ pub fn read_named_columns(
             });
         }
     }
-    Ok(Some(values))
+    Ok(values)
 }
 
 pub(crate) fn header(prefix: &str, n: usize) -> Vec<String> {

@@ -50,6 +50,7 @@ pub(crate) fn layout(runs: &[RunRecord]) -> Layout {
                 column("bits/dim", |r| density(r)?.test.bits_per_dim, 3),
                 column("epochs", |r| Some(density(r)?.epochs as f64), 0),
                 column("train time (s)", |r| Some(density(r)?.train_seconds), 0),
+                column("CPU time (s)", |r| density(r)?.cpu_seconds, 0),
             ],
         },
         _ => Layout {

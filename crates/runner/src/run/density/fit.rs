@@ -128,7 +128,7 @@ impl Job<'_> {
 /// The epochs, from the start or from `resumed`: returns the epochs trained, the best epoch
 /// (whose weights are in `checkpoints/best.safetensors`) and the training seconds over all
 /// sessions.
-pub(super) fn fit(job: &Job<'_>, resumed: Option<Checkpoint>) -> Result<(usize, usize, f64)> {
+pub(super) fn fit(job: &Job<'_>, resumed: Option<Checkpoint>) -> Result<Fitted> {
     let (exp, model, run) = (job.exp, job.model, job.run);
     let (last, metrics_path) = (run.file(LAST)?, run.path().join("metrics.csv"));
     let (mut metrics, mut optimizer, mut state) = match resumed {
@@ -187,5 +187,23 @@ pub(super) fn fit(job: &Job<'_>, resumed: Option<Checkpoint>) -> Result<(usize, 
     }
     writer.wait()?;
     progress.finish();
-    Ok((state.epochs_done, state.best_epoch, state.elapsed))
+    Ok(Fitted {
+        epochs: state.epochs_done,
+        best_epoch: state.best_epoch,
+        train_seconds: state.elapsed,
+        cpu_before,
+    })
+}
+
+/// How training went: what the summary reports of it.
+pub(super) struct Fitted {
+    /// Epochs trained (all sessions).
+    pub epochs: usize,
+    /// The epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Wall-clock seconds of training over all sessions.
+    pub train_seconds: f64,
+    /// CPU seconds recorded by earlier processes (0 for a fresh run, `None` when the
+    /// checkpoint predates the record).
+    pub cpu_before: Option<f64>,
 }

@@ -179,9 +179,10 @@ pub fn run_density(
     // On the worker pool, so that each large product splits its work with this thread
     // instead of waking the pool's threads for every matmul (see `flowvae_nn::workers`).
     flowvae_nn::with_worker_pool(|| {
-        let (epochs, best_epoch, train_seconds) = fit::fit(&job, resumed)?;
+        let cpu_at_start = flowvae_train::process_cpu_seconds();
+        let fitted = fit::fit(&job, resumed)?;
         model.store.load_into(&best_path)?;
-        report::finish(&job, (epochs, best_epoch, train_seconds))
+        report::finish(&job, &fitted, cpu_at_start)
     })
 }
 

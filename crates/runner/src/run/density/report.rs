@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::condition::FittedCondition;
+use super::fit::Fitted;
 use super::preprocess::{Prepared, Record};
 use super::{log_likelihoods, mean, DensityModel, Job};
 use crate::error::{Result, RunnerError};
@@ -63,6 +64,10 @@ pub struct DensitySummary {
     pub test: DensityTest,
     /// Seconds of training (validation included).
     pub train_seconds: f64,
+    /// CPU seconds of training and evaluation, summed over every process that worked on the
+    /// run (resumes included); `null` for a run resumed from a checkpoint without that record.
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
     /// The binary that wrote the summary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versions: Option<Versions>,
@@ -74,7 +79,8 @@ pub struct DensitySummary {
 /// Test log-likelihoods, samples, curve and summary.
 pub(super) fn finish(
     job: &Job<'_>,
-    (epochs, best_epoch, train_seconds): (usize, usize, f64),
+    fitted: &Fitted,
+    cpu_at_start: Option<f64>,
 ) -> Result<DensitySummary> {
     let test = test_metrics(job)?;
     plots(job)?;
@@ -108,10 +114,15 @@ pub(super) fn finish(
         flow: crate::report::labels::stack_label(&exp.flow),
         parameters: job.model.store.num_scalars(),
         seed: exp.seed,
-        epochs,
-        best_epoch,
+        epochs: fitted.epochs,
+        best_epoch: fitted.best_epoch,
         test,
-        train_seconds,
+        train_seconds: fitted.train_seconds,
+        // Across interruptions: the checkpoint's record plus this process's share.
+        cpu_seconds: cpu_at_start
+            .zip(flowvae_train::process_cpu_seconds())
+            .zip(fitted.cpu_before)
+            .map(|((start, now), before)| before + now - start),
         versions: Some(Versions::current()),
         // The device it trained on (`cpu` or `cuda:N`), beside the Flow-VAE summary's field.
         other: BTreeMap::from([(
