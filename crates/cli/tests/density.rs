@@ -355,6 +355,23 @@ fn density_runs_compare_by_seed_and_refuse_a_mix_with_flow_vaes() {
         maf_row.contains("(paired)") && maf_row.contains("| 2 |"),
         "{maf_row}"
     );
+    // Every row has the header's cells, the last being the CPU time (summed over resumes).
+    let header = table.lines().find(|l| l.starts_with("| model ")).unwrap();
+    assert!(header.ends_with("| CPU time (s) |"), "{header}");
+    let cells = |l: &str| l.matches('|').count();
+    for line in table.lines().filter(|l| l.starts_with('|')) {
+        assert_eq!(cells(line), cells(header), "{line}");
+    }
+    let csv = std::fs::read_to_string(out.join("comparison.csv")).unwrap();
+    let cpu_column = csv
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|c| c == "cpu_seconds_mean");
+    let maf_csv = csv.lines().find(|l| l.starts_with("maf,")).unwrap();
+    let maf_cpu: f64 = maf_csv.rsplit(',').next().unwrap().parse().unwrap();
+    assert!(cpu_column.is_some() && maf_cpu > 0.0, "{csv}");
     assert!(out.join("plots/compare_curves.png").is_file());
     assert!(out.join("plots/compare_delta.png").is_file());
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();

@@ -33,18 +33,7 @@ pub(crate) fn compare_density(
     let base = groups
         .first()
         .filter(|g| baseline == Some(g.label.as_str()));
-    let mut md = String::from(
-        "Test log-likelihood per example (nats; logit space for images, data units for \
-         tables). Higher is better.\n\n| model | flow | params | seeds | test log-likelihood |",
-    );
-    md.push_str(if base.is_some() {
-        " Δ vs baseline |"
-    } else {
-        ""
-    });
-    md.push_str(" bits/dim | best epoch | train time (s) | CPU time (s) |\n|---|---|---|---|---|");
-    md.push_str(if base.is_some() { "---|" } else { "" });
-    md.push_str("---|---|---|---|\n");
+    let mut md = markdown_header(base.is_some());
     let mut csv = String::from("model,flow,parameters,seeds,log_likelihood_mean,log_likelihood_std,bits_per_dim_mean,best_epoch_mean,train_seconds_mean,cpu_seconds_mean\n");
     for group in &groups {
         let members = &group.runs;
@@ -108,4 +97,17 @@ pub(crate) fn compare_density(
     };
     write_plots(&groups, out, &titles)?;
     Ok(md)
+}
+
+/// The Markdown table's caption and header, with a Δ column when there is a baseline.
+fn markdown_header(with_delta: bool) -> String {
+    let mut md = String::from(
+        "Test log-likelihood per example (nats; logit space for images, data units for \
+         tables). Higher is better.\n\n| model | flow | params | seeds | test log-likelihood |",
+    );
+    md.push_str(if with_delta { " Δ vs baseline |" } else { "" });
+    md.push_str(" bits/dim | best epoch | train time (s) | CPU time (s) |\n|---|---|---|---|---|");
+    md.push_str(if with_delta { "---|" } else { "" });
+    md.push_str("---|---|---|---|\n");
+    md
 }
