@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use flowvae_runner::{bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions};
+use flowvae_runner::{
+    bench_data, bench_nll, bench_train, NllBenchOptions, NllBenchResult, TrainBenchOptions,
+    TrainBenchResult,
+};
 
 /// `flowvae bench …`.
 #[derive(Debug, Args)]
@@ -110,22 +113,7 @@ pub(crate) fn run(
             if args.json {
                 println!("{}", json_line(serde_json::to_value(&r)?, threads)?);
             } else {
-                println!("flowvae bench train: {label}, threads {threads}");
-                println!(
-                    "| flow | batch | steps | median ms/step | mean ms | min ms | samples/s | -ELBO |"
-                );
-                println!("|---|---|---|---|---|---|---|---|");
-                println!(
-                    "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} |",
-                    r.flow,
-                    r.batch,
-                    r.steps,
-                    r.median_ms,
-                    r.mean_ms,
-                    r.min_ms,
-                    r.samples_per_s,
-                    r.final_neg_elbo
-                );
+                print_train_table(&r, &label, threads);
             }
         }
         BenchWhat::Nll {
@@ -149,19 +137,7 @@ pub(crate) fn run(
             if args.json {
                 println!("{}", json_line(serde_json::to_value(&r)?, threads)?);
             } else {
-                println!("flowvae bench nll: {label}, threads {threads}");
-                println!("| flow | images | S | chunk | encoder once (samples/s) | replicated (samples/s) | speed-up |");
-                println!("|---|---|---|---|---|---|---|");
-                println!(
-                    "| {} | {} | {} | {} | {:.0} | {:.0} | {:.2}x |",
-                    r.flow,
-                    r.images,
-                    r.samples,
-                    r.chunk,
-                    r.amortized_samples_per_s,
-                    r.replicated_samples_per_s,
-                    r.speedup
-                );
+                print_nll_table(&r, &label, threads);
             }
         }
         BenchWhat::Agree { tolerance } => {
@@ -169,6 +145,43 @@ pub(crate) fn run(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Markdown table of `flowvae bench train`.
+fn print_train_table(r: &TrainBenchResult, label: &str, threads: usize) {
+    println!("flowvae bench train: {label}, threads {threads}");
+    println!("| flow | batch | steps | median ms/step | mean ms | min ms | samples/s | -ELBO |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} |",
+        r.flow,
+        r.batch,
+        r.steps,
+        r.median_ms,
+        r.mean_ms,
+        r.min_ms,
+        r.samples_per_s,
+        r.final_neg_elbo
+    );
+}
+
+/// The Markdown table of `flowvae bench nll`.
+fn print_nll_table(r: &NllBenchResult, label: &str, threads: usize) {
+    println!("flowvae bench nll: {label}, threads {threads}");
+    println!(
+        "| flow | images | S | chunk | encoder once (samples/s) | replicated (samples/s) | speed-up |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} | {:.0} | {:.0} | {:.2}x |",
+        r.flow,
+        r.images,
+        r.samples,
+        r.chunk,
+        r.amortized_samples_per_s,
+        r.replicated_samples_per_s,
+        r.speedup
+    );
 }
 
 /// `flowvae bench agree`: one line per posterior; exit code 1 when one exceeds `tolerance`.

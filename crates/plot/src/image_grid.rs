@@ -30,29 +30,7 @@ pub fn image_grid(
             expected: ".png",
         });
     }
-    if images.is_empty() || height == 0 || width == 0 || cols == 0 || scale == 0 {
-        return Err(PlotError::input(
-            path,
-            format!(
-                "need images, height, width, cols and scale > 0 (got {} images, {height}x{width}, \
-                 cols {cols}, scale {scale})",
-                images.len()
-            ),
-        ));
-    }
-    if let Some((k, img)) = images
-        .iter()
-        .enumerate()
-        .find(|(_, img)| img.len() != height * width)
-    {
-        return Err(PlotError::input(
-            path,
-            format!(
-                "image {k} has {} values, expected {height}x{width}",
-                img.len()
-            ),
-        ));
-    }
+    check_images(path, images, (height, width), cols, scale)?;
     let cols = cols.min(images.len());
     let rows = images.len().div_ceil(cols);
     let (cell_w, cell_h) = (width * scale + 1, height * scale + 1);
@@ -99,6 +77,40 @@ pub fn image_grid(
         }
         backend.present().map_err(|e| e.to_string())
     })
+}
+
+/// The errors of [`image_grid`] for empty or mis-shaped input.
+fn check_images(
+    path: &Path,
+    images: &[Vec<f32>],
+    (height, width): (usize, usize),
+    cols: usize,
+    scale: usize,
+) -> Result<(), PlotError> {
+    if images.is_empty() || height == 0 || width == 0 || cols == 0 || scale == 0 {
+        return Err(PlotError::input(
+            path,
+            format!(
+                "need images, height, width, cols and scale > 0 (got {} images, {height}x{width}, \
+                 cols {cols}, scale {scale})",
+                images.len()
+            ),
+        ));
+    }
+    match images
+        .iter()
+        .enumerate()
+        .find(|(_, img)| img.len() != height * width)
+    {
+        Some((k, img)) => Err(PlotError::input(
+            path,
+            format!(
+                "image {k} has {} values, expected {height}x{width}",
+                img.len()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -49,7 +49,10 @@ pub use run::{resume_run, run_experiment, run_in, summary_line, RunOptions};
 pub use sweep::slurm::{write_slurm, SlurmResources};
 pub use sweep::{resume_local, run_local, run_point, summarize, threads_per_job, SweepConfig};
 pub use tools::agreement::{device_agreement, Agreement, AGREEMENT_STACKS};
-pub use tools::bench::{bench_data, bench_nll, bench_train, NllBenchOptions, TrainBenchOptions};
+pub use tools::bench::{
+    bench_data, bench_nll, bench_train, NllBenchOptions, NllBenchResult, TrainBenchOptions,
+    TrainBenchResult,
+};
 pub use tools::check::{check_file, read_stacks, CheckOptions, MAX_CHECK_DIM};
 pub use tools::density::{
     export_split, is_density_run, logprob as density_logprob, transform as density_transform,

@@ -149,34 +149,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
             "not a flowvae training checkpoint (expected format {FORMAT})"
         )));
     }
-    let field = |key: &str| -> Result<String> {
-        info.get(key)
-            .cloned()
-            .ok_or_else(|| bad(format!("metadata lacks `{key}`")))
-    };
-    let number = |key: &str| -> Result<f64> {
-        field(key)?
-            .parse::<f64>()
-            .map_err(|_| bad(format!("metadata `{key}` is not a number")))
-    };
-    let count = |key: &str| -> Result<usize> {
-        field(key)?
-            .parse::<usize>()
-            .map_err(|_| bad(format!("metadata `{key}` is not a whole number")))
-    };
-    let state = LoopState {
-        epochs_done: count("epochs_done")?,
-        optimizer_steps: count("optimizer_steps")?,
-        best_val: number("best_val")?,
-        best_epoch: count("best_epoch")?,
-        elapsed: number("elapsed")?,
-        lr_scale: number("lr_scale")?,
-        // Absent from checkpoints written before it was recorded.
-        cpu_seconds: match info.contains_key("cpu_seconds") {
-            true => Some(number("cpu_seconds")?),
-            false => None,
-        },
-    };
+    let state = read_loop_state(&info, bad)?;
     let metrics = match info.get("metrics") {
         Some(rows) => rows.clone(),
         None => legacy_metrics(path, state.epochs_done).map_err(bad)?,
@@ -205,6 +178,41 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
         }
     }
     Ok(checkpoint)
+}
+
+/// The loop state from a checkpoint's metadata `info`; `bad` makes the error for the file.
+fn read_loop_state(
+    info: &BTreeMap<String, String>,
+    bad: impl Fn(String) -> TrainError,
+) -> Result<LoopState> {
+    let field = |key: &str| -> Result<String> {
+        info.get(key)
+            .cloned()
+            .ok_or_else(|| bad(format!("metadata lacks `{key}`")))
+    };
+    let number = |key: &str| -> Result<f64> {
+        field(key)?
+            .parse::<f64>()
+            .map_err(|_| bad(format!("metadata `{key}` is not a number")))
+    };
+    let count = |key: &str| -> Result<usize> {
+        field(key)?
+            .parse::<usize>()
+            .map_err(|_| bad(format!("metadata `{key}` is not a whole number")))
+    };
+    Ok(LoopState {
+        epochs_done: count("epochs_done")?,
+        optimizer_steps: count("optimizer_steps")?,
+        best_val: number("best_val")?,
+        best_epoch: count("best_epoch")?,
+        elapsed: number("elapsed")?,
+        lr_scale: number("lr_scale")?,
+        // Absent from checkpoints written before it was recorded.
+        cpu_seconds: match info.contains_key("cpu_seconds") {
+            true => Some(number("cpu_seconds")?),
+            false => None,
+        },
+    })
 }
 
 /// The metrics rows of a checkpoint upgraded from format 1 (which did not carry them): the

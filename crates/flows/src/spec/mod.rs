@@ -269,6 +269,21 @@ impl FlowSpec {
         }
     }
 
+    /// The number of layers the entry asks for (`k`; 1 for the single-layer kinds).
+    fn layer_count(&self) -> usize {
+        match self {
+            Self::Planar(s) | Self::Radial(s) | Self::SylvesterTriangular(s) => s.k,
+            Self::Householder(s) => s.k,
+            Self::SylvesterOrthogonal(s) => s.k,
+            Self::SylvesterHouseholder(s) => s.k,
+            Self::AffineCoupling(s) | Self::Maf(s) | Self::Iaf(s) => s.k,
+            Self::AdditiveCoupling(s) => s.k,
+            Self::RqCoupling(s) | Self::RqMaf(s) | Self::RqIaf(s) => s.k,
+            Self::RqSpline(s) => s.k,
+            _ => 1,
+        }
+    }
+
     /// Checks values serde cannot: counts ≥ 1, positive widths and bounds. `field` is the
     /// entry's path for messages, e.g. `flow[2]`.
     pub fn validate(&self, field: &str, dim: usize) -> Result<()> {
@@ -279,17 +294,7 @@ impl FlowSpec {
                 message,
             })
         };
-        let k = match self {
-            Self::Planar(s) | Self::Radial(s) | Self::SylvesterTriangular(s) => s.k,
-            Self::Householder(s) => s.k,
-            Self::SylvesterOrthogonal(s) => s.k,
-            Self::SylvesterHouseholder(s) => s.k,
-            Self::AffineCoupling(s) | Self::Maf(s) | Self::Iaf(s) => s.k,
-            Self::AdditiveCoupling(s) => s.k,
-            Self::RqCoupling(s) | Self::RqMaf(s) | Self::RqIaf(s) => s.k,
-            Self::RqSpline(s) => s.k,
-            _ => 1,
-        };
+        let k = self.layer_count();
         if k == 0 {
             return bad("k", "must be at least 1 (the number of layers)".into());
         }
@@ -328,16 +333,8 @@ impl FlowSpec {
                 check_network(&s.hidden, s.context).map_or(Ok(()), |(leaf, m)| bad(leaf, m))
             }
             Self::AffineCoupling(s) | Self::Maf(s) | Self::Iaf(s) => {
-                if s.hidden.is_empty() || s.hidden.iter().any(|&w| w == 0 || w > MAX_WIDTH) {
-                    bad(
-                        "hidden",
-                        format!(
-                            "must list widths between 1 and {MAX_WIDTH}, got {:?}",
-                            s.hidden
-                        ),
-                    )
-                } else if s.context > MAX_WIDTH {
-                    bad("context", format!("at most {MAX_WIDTH}, got {}", s.context))
+                if let Some((leaf, message)) = check_network(&s.hidden, s.context) {
+                    bad(leaf, message)
                 } else if !(s.scale_bound > 0.0 && s.scale_bound.is_finite()) {
                     bad(
                         "scale_bound",

@@ -92,6 +92,20 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
+/// Adam with the default settings at learning rate `lr` (the `--lr` flag) over `vars`.
+fn adam_at(vars: Vec<Var>, lr: f64) -> Result<Optimizer> {
+    let lr = Positive::try_from(lr).map_err(|message| RunnerError::Config {
+        file: "--lr".into(),
+        location: None,
+        message,
+    })?;
+    let config = OptimizerConfig {
+        lr,
+        ..OptimizerConfig::default()
+    };
+    Ok(Optimizer::new(vars, config)?)
+}
+
 /// Measures the gaps of the run in `dir` on `split` (`train`, `val` or `test`).
 pub fn inference_gaps(
     dir: &Path,
@@ -125,16 +139,7 @@ pub fn inference_gaps(
     .into_iter()
     .flatten()
     .collect();
-    let lr = Positive::try_from(options.lr).map_err(|message| RunnerError::Config {
-        file: "--lr".into(),
-        location: None,
-        message,
-    })?;
-    let config = OptimizerConfig {
-        lr,
-        ..OptimizerConfig::default()
-    };
-    let mut optimizer = Optimizer::new(vars, config)?;
+    let mut optimizer = adam_at(vars, options.lr)?;
     let mut rng = seeded(options.seed, flowvae_nn::Stream::InferenceGap);
     let k = options.samples_per_step.max(1);
     let mut trajectory = Vec::new();

@@ -114,16 +114,23 @@ pub struct TrainBenchResult {
     pub k: Option<usize>,
     /// The stack's label, e.g. `planar(k=16)`.
     pub flow: String,
+    /// Images per training step.
     pub batch: usize,
+    /// Timed steps.
     pub steps: usize,
+    /// Untimed steps before them.
     pub warmup: usize,
+    /// Median wall time of a timed step, milliseconds.
     pub median_ms: f64,
+    /// Mean wall time of a timed step, milliseconds.
     pub mean_ms: f64,
+    /// Fastest timed step, milliseconds.
     pub min_ms: f64,
     /// `batch / median step time`.
     pub samples_per_s: f64,
     /// `−ELBO` of the last timed step (a sanity check that training moves).
     pub final_neg_elbo: f64,
+    /// The data it ran on (the MNIST package or synthetic).
     pub data: String,
 }
 
@@ -243,8 +250,11 @@ pub struct NllBenchResult {
     pub k: Option<usize>,
     /// The stack's label, e.g. `planar(k=16)`.
     pub flow: String,
+    /// Test images timed.
     pub images: usize,
+    /// Importance samples per image (`S`).
     pub samples: usize,
+    /// Samples per pass through the flow and decoder.
     pub chunk: usize,
     /// Encoder once per image, flow and decoder over samples in chunks.
     pub amortized_samples_per_s: f64,
@@ -254,6 +264,7 @@ pub struct NllBenchResult {
     pub speedup: f64,
     /// Mean estimated `−log p(x)` of the images (amortized estimator), nats.
     pub mean_nll: f64,
+    /// The data it ran on (the MNIST package or synthetic).
     pub data: String,
 }
 

@@ -10,7 +10,7 @@ use flowvae_flows::Conditioning;
 use flowvae_nn::{seeded, standard_normal};
 
 use crate::error::{Result, RunnerError};
-use crate::experiment::{Experiment, Target2d};
+use crate::experiment::{Experiment, Experiment2d, Target2d};
 use crate::run::eval::load_run;
 use flowvae_data::{load_splits, split_by_name};
 use flowvae_train::write_atomic;
@@ -190,51 +190,11 @@ pub fn transform(
         Experiment::Density(_) => {
             crate::tools::density::transform(run, (input, None), out, false, device)
         }
-        Experiment::Vae(_) => {
-            let loaded = load_run(run, device)?;
-            let dim = loaded.model.input_dim();
-            let (values, n) = match input {
-                Input::Csv(path) => {
-                    let v = read_csv(path, dim, Some((0.0, 1.0)))?;
-                    let n = v.len() / dim;
-                    (v, n)
-                }
-                Input::Split(name) => {
-                    let ds = split_by_name(load_splits(&loaded.exp.data)?, name)?;
-                    (ds.images, ds.n)
-                }
-            };
-            let x = Tensor::from_vec(values, (n, dim), device)?;
-            let model = &loaded.model;
-            let enc = model.encode(&x)?;
-            let eps = if sample {
-                standard_normal(
-                    &mut seeded(seed, flowvae_nn::Stream::Transform),
-                    (n, model.latent()),
-                    DType::F32,
-                    device,
-                )?
-            } else {
-                enc.q0.mu.zeros_like()?
-            };
-            let z0 = enc.q0.rsample(&eps)?;
-            let (zk, log_q) = model.posterior_sample(&enc, &eps)?;
-            let z = model.latent();
-            let mut columns = header("z0_", z);
-            columns.extend(header("zK_", z));
-            columns.push("log_q".into());
-            let log_q: Vec<Vec<f32>> = log_q.unsqueeze(1)?.to_vec2()?;
-            write_rows(out, &columns, &[z0.to_vec2()?, zk.to_vec2()?, log_q])
-        }
+        Experiment::Vae(_) => transform_vae(run, input, out, sample.then_some(seed), device),
         Experiment::TwoD(exp) => {
             let Target2d::Samples(toy) = exp.target else {
                 return Err(RunnerError::Config { file: config, location: None, message: "an energy-fitting run has no data to transform; use a density-estimation run".into() });
             };
-            let dist = crate::run::two_d::load_distribution(
-                &exp,
-                &run.join("checkpoints/final.safetensors"),
-                device,
-            )?;
             let values: Vec<f32> = match input {
                 Input::Csv(path) => read_csv(path, 2, None)?,
                 Input::Split(_) => toy
@@ -243,22 +203,83 @@ pub fn transform(
                     .flat_map(|p| [p[0] as f32, p[1] as f32])
                     .collect(),
             };
-            let n = values.len() / 2;
-            let x = Tensor::from_vec(values, (n, 2), device)?;
-            let (z, _) = dist.flow().inverse(&x, Conditioning::none())?;
-            let (back, _) = dist.flow().forward(&z, Conditioning::none())?;
-            let log_p: Vec<Vec<f32>> = dist
-                .log_prob(&x, Conditioning::none())?
-                .unsqueeze(1)?
-                .to_vec2()?;
-            let columns: Vec<String> = ["x0", "x1", "z0", "z1", "x0_back", "x1_back", "log_p"]
-                .map(String::from)
-                .to_vec();
-            write_rows(
-                out,
-                &columns,
-                &[x.to_vec2()?, z.to_vec2()?, back.to_vec2()?, log_p],
-            )
+            transform_2d(run, &exp, values, out, device)
         }
     }
+}
+
+/// A Flow-VAE's rows: `z₀` (the mean of q₀, or a draw seeded by `sample_seed`), `z_K` and
+/// `log q(z_K|x)` per input row (`(n, 784)`-like, values in [0, 1]).
+fn transform_vae(
+    run: &Path,
+    input: Input<'_>,
+    out: &Path,
+    sample_seed: Option<u64>,
+    device: &Device,
+) -> Result<usize> {
+    let loaded = load_run(run, device)?;
+    let dim = loaded.model.input_dim();
+    let (values, n) = match input {
+        Input::Csv(path) => {
+            let v = read_csv(path, dim, Some((0.0, 1.0)))?;
+            let n = v.len() / dim;
+            (v, n)
+        }
+        Input::Split(name) => {
+            let ds = split_by_name(load_splits(&loaded.exp.data)?, name)?;
+            (ds.images, ds.n)
+        }
+    };
+    let x = Tensor::from_vec(values, (n, dim), device)?;
+    let model = &loaded.model;
+    let enc = model.encode(&x)?;
+    let eps = match sample_seed {
+        Some(seed) => standard_normal(
+            &mut seeded(seed, flowvae_nn::Stream::Transform),
+            (n, model.latent()),
+            DType::F32,
+            device,
+        )?,
+        None => enc.q0.mu.zeros_like()?,
+    };
+    let z0 = enc.q0.rsample(&eps)?;
+    let (zk, log_q) = model.posterior_sample(&enc, &eps)?;
+    let z = model.latent();
+    let mut columns = header("z0_", z);
+    columns.extend(header("zK_", z));
+    columns.push("log_q".into());
+    let log_q: Vec<Vec<f32>> = log_q.unsqueeze(1)?.to_vec2()?;
+    write_rows(out, &columns, &[z0.to_vec2()?, zk.to_vec2()?, log_q])
+}
+
+/// A 2-D density run's rows: `x`, `z = f⁻¹(x)` (the normalizing direction), `f(z)` back and
+/// `log p(x)`, for `values` holding the points row-major (`(n, 2)`).
+fn transform_2d(
+    run: &Path,
+    exp: &Experiment2d,
+    values: Vec<f32>,
+    out: &Path,
+    device: &Device,
+) -> Result<usize> {
+    let dist = crate::run::two_d::load_distribution(
+        exp,
+        &run.join("checkpoints/final.safetensors"),
+        device,
+    )?;
+    let n = values.len() / 2;
+    let x = Tensor::from_vec(values, (n, 2), device)?;
+    let (z, _) = dist.flow().inverse(&x, Conditioning::none())?;
+    let (back, _) = dist.flow().forward(&z, Conditioning::none())?;
+    let log_p: Vec<Vec<f32>> = dist
+        .log_prob(&x, Conditioning::none())?
+        .unsqueeze(1)?
+        .to_vec2()?;
+    let columns: Vec<String> = ["x0", "x1", "z0", "z1", "x0_back", "x1_back", "log_p"]
+        .map(String::from)
+        .to_vec();
+    write_rows(
+        out,
+        &columns,
+        &[x.to_vec2()?, z.to_vec2()?, back.to_vec2()?, log_p],
+    )
 }
