@@ -107,7 +107,7 @@ pub fn serialize_checked(
 /// The same file with its header's keys in sorted order: `safetensors` writes the metadata
 /// from a `HashMap`, whose order changes from run to run, and files must be bit-identical for
 /// the same numbers. Readers find tensors by their offsets, so the order is free.
-fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
+fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
     let bad = |message: String| NnError::Params {
         path: "<memory>".into(),
         message,
@@ -116,7 +116,9 @@ fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
         .try_into()
         .map_err(|_| bad("a safetensors file shorter than its header length".into()))?;
     let len = u64::from_le_bytes(len_bytes) as usize;
-    let header = &bytes[8..8 + len];
+    let header = bytes
+        .get(8..8 + len)
+        .ok_or_else(|| bad(format!("a header of {len} bytes in a shorter file")))?;
     let mut entries: BTreeMap<String, serde_json::Value> =
         serde_json::from_slice(header).map_err(|e| bad(format!("unreadable header: {e}")))?;
     if let Some(meta) = entries.get_mut("__metadata__") {
@@ -127,11 +129,11 @@ fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
     let mut text = serde_json::to_vec(&entries).map_err(|e| bad(e.to_string()))?;
     // The data that follows starts at a multiple of 8, as safetensors itself pads.
     text.resize(text.len().next_multiple_of(8), b' ');
-    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - len);
-    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    out.extend_from_slice(&text);
-    out.extend_from_slice(&bytes[8 + len..]);
-    Ok(out)
+    // In place: the tensor data (most of the file) is moved, not copied into a second buffer.
+    let mut prefix = (text.len() as u64).to_le_bytes().to_vec();
+    prefix.extend_from_slice(&text);
+    bytes.splice(..8 + len, prefix);
+    Ok(bytes)
 }
 
 /// A verified file: its tensors (on the asked device) and its metadata (without `checksum`).
