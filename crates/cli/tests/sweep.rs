@@ -70,8 +70,12 @@ fn a_local_sweep_runs_every_point_and_reports_mean_and_std() {
         "the sweep's report has its table"
     );
 
-    // An interrupted sweep: one point never started, one started but unfinished, one whose
-    // comparison is gone. --resume finishes them and keeps the finished point as it was.
+    assert_an_interrupted_sweep_resumes(&sweep_dir);
+}
+
+/// An interrupted sweep: one point never started, one started but unfinished, one whose
+/// comparison is gone. `--resume` finishes them and keeps the finished point as it was.
+fn assert_an_interrupted_sweep_resumes(sweep_dir: &std::path::Path) {
     let kept = std::fs::read(sweep_dir.join("p01-seed1/summary.json")).unwrap();
     let nll = |point: &str| -> f64 {
         let text = std::fs::read_to_string(sweep_dir.join(point).join("summary.json")).unwrap();
