@@ -70,8 +70,19 @@ pub struct RunDir {
     lock: PathBuf,
 }
 
+/// Whether `pid` is a running process. A zombie (killed or crashed, not yet reaped by a
+/// parent that has not called `wait`) holds nothing and counts as gone, so its lock is taken
+/// over; where `/proc` has no state line the process counts as alive.
 fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses, which may itself hold spaces.
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        Err(_) => Path::new(&format!("/proc/{pid}")).exists(),
+    }
 }
 
 impl RunDir {
@@ -336,6 +347,30 @@ mod tests {
         let path = a.path().to_path_buf();
         drop(a);
         RunDir::open(&path).unwrap();
+    }
+
+    #[test]
+    fn a_lock_held_by_a_dead_or_zombie_process_is_taken_over() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::create(root.path(), "exp", Some("r"), false).unwrap();
+        let path = run.path().to_path_buf();
+        // As a crash would: the lock stays.
+        std::mem::forget(run);
+        // A child that has exited but is not reaped (no `wait`) is a zombie: /proc has it.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        while fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        fs::write(path.join(".lock"), format!("{pid}\n")).unwrap();
+        let taken = RunDir::open(&path);
+        child.wait().unwrap();
+        taken.unwrap();
+        // A live holder (this process) is refused.
+        fs::write(path.join(".lock"), format!("{}\n", std::process::id())).unwrap();
+        assert!(RunDir::open(&path).is_err());
     }
 
     #[test]
