@@ -1,5 +1,6 @@
 //! `model.prior` from the command line: a flow prior trains, evaluates and is named in the
-//! summary; a bad prior is refused before any run folder exists.
+//! summary; a bad prior is refused before any run folder exists; and with the default
+//! standard-normal prior the committed quickstart numbers are unchanged.
 
 mod common;
 
@@ -87,4 +88,44 @@ fn a_flow_prior_runs_end_to_end_and_bad_priors_are_refused_first() {
         );
     }
     assert!(!fresh.exists(), "a refused run left a folder");
+}
+
+/// The quickstart (three models, the default N(0, I) prior) gives the committed
+/// `results/quickstart/reference` numbers: each model's epochs, parameters, and its test NLL,
+/// −ELBO and KL as the README reports them (to 0.005 nats). On this project's machines they
+/// are bit-identical; a CPU with other SIMD units may round differently in the last bits.
+#[test]
+fn the_standard_normal_prior_reproduces_the_committed_quickstart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = flowvae();
+    command
+        .current_dir(REPO)
+        .args(["run", "experiments/quickstart.yaml", "--run-id", "again"])
+        .arg("--results")
+        .arg(dir.path());
+    succeeds(&mut command);
+    let summary = |path: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    let reference = std::path::Path::new(REPO).join("results/quickstart/reference");
+    for model in ["vae", "planar_k8", "planar_coupling"] {
+        let want = summary(reference.join(model).join("summary.json"));
+        let got = summary(
+            dir.path()
+                .join("quickstart/again")
+                .join(model)
+                .join("summary.json"),
+        );
+        for key in ["epochs", "parameters"] {
+            assert_eq!(got[key], want[key], "{model}: {key}");
+        }
+        for key in ["nll", "neg_elbo", "kl"] {
+            let (got, want) = (got["test"][key].as_f64(), want["test"][key].as_f64());
+            let gap = (got.unwrap() - want.unwrap()).abs();
+            assert!(
+                gap < 0.005,
+                "{model}: test {key} {got:?}, committed {want:?}"
+            );
+        }
+    }
 }

@@ -229,6 +229,46 @@ mod tests {
         assert!((mass - 1.0).abs() < 1e-3, "mass {mass}");
     }
 
+    /// The mixture's `log_prob` (the VAE's MoG prior too) is `log Σ_k w_k N(z; μ_k, σ_k²)`
+    /// written out in plain f64, with `w = softmax(logits)`.
+    #[test]
+    fn a_mixtures_log_prob_is_the_direct_formula() {
+        let (_store, mixture) = base(&BaseSpec::Mixture { components: 3 }, 2);
+        let Base::Mixture {
+            logits,
+            means,
+            log_stds,
+        } = &mixture
+        else {
+            panic!("not a mixture");
+        };
+        let logits: Vec<f64> = logits.flatten_all().unwrap().to_vec1().unwrap();
+        let (means, log_stds): (Vec<Vec<f64>>, Vec<Vec<f64>>) =
+            (means.to_vec2().unwrap(), log_stds.to_vec2().unwrap());
+        let points = [[0.3, -1.2], [2.5, 0.1], [-4.0, 3.0]];
+        let z = Tensor::new(&points, &Device::Cpu).unwrap();
+        let got: Vec<f64> = mixture.log_prob(&z).unwrap().to_vec1().unwrap();
+        let norm: f64 = logits.iter().map(|l| l.exp()).sum();
+        for (row, got) in points.iter().zip(&got) {
+            let density: f64 = (0..3)
+                .map(|k| {
+                    let log_normal: f64 = (0..2)
+                        .map(|d| {
+                            let u = (row[d] - means[k][d]) / log_stds[k][d].exp();
+                            -0.5 * (2.0 * std::f64::consts::PI).ln() - log_stds[k][d] - 0.5 * u * u
+                        })
+                        .sum();
+                    logits[k].exp() / norm * log_normal.exp()
+                })
+                .sum();
+            assert!(
+                (got - density.ln()).abs() < 1e-12,
+                "{got} vs {}",
+                density.ln()
+            );
+        }
+    }
+
     /// Samples' mean is the weighted mean of the components; a lower temperature shrinks
     /// the spread around each component.
     #[test]
